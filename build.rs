@@ -1,0 +1,148 @@
+//! Build script: finds the target CPython, refuses unverified targets, emits
+//! the version cfgs, runs bindgen on that interpreter's own headers (the
+//! layout oracle checked in `src/cpython/oracle.rs`), and compiles the small C
+//! shim for the free-threaded thread id.
+
+#[path = "build/python_config.rs"]
+mod python_config;
+
+use python_config::{InterpreterConfig, PROBE_SCRIPT, PYTHON_ENV};
+use std::env;
+use std::path::PathBuf;
+use std::process::{exit, Command};
+
+/// Reads an environment variable and tells cargo to rerun when it changes.
+fn env_var(name: &str) -> Option<String> {
+    println!("cargo:rerun-if-env-changed={name}");
+    env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("{msg}");
+    exit(1);
+}
+
+fn probe(python: &str) -> InterpreterConfig {
+    let out = Command::new(python)
+        .args(["-I", "-c", PROBE_SCRIPT])
+        .output()
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "error: cannot run the target interpreter `{python}`: {e}\n  = help: set {PYTHON_ENV}=/path/to/python"
+            ))
+        });
+    if !out.status.success() {
+        fail(&format!(
+            "error: the target interpreter `{python}` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    InterpreterConfig::parse(&String::from_utf8_lossy(&out.stdout))
+        .unwrap_or_else(|e| fail(&format!("error: {e} (interpreter `{python}`)")))
+}
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/python_config.rs");
+    println!("cargo:rerun-if-changed=src/cpython/oracle.h");
+    println!("cargo:rerun-if-changed=src/cpython/thread_id.c");
+
+    for cfg in InterpreterConfig::all_known_cfgs() {
+        println!("cargo:rustc-check-cfg=cfg({cfg})");
+    }
+
+    let python = env_var(PYTHON_ENV).unwrap_or_else(|| "python3".to_string());
+    let config = probe(&python);
+    if env_var("PYIMMORTAL_PRINT_CONFIG").is_some() {
+        fail(&format!("{config:#?}"));
+    }
+    if let Err(e) = config.check_supported() {
+        fail(&e.to_string());
+    }
+    let target_width = env::var("CARGO_CFG_TARGET_POINTER_WIDTH").unwrap_or_default();
+    if target_width != config.pointer_width.to_string() {
+        fail(&format!(
+            "error: the Rust target is {target_width}-bit but {} is {}-bit",
+            config.executable, config.pointer_width
+        ));
+    }
+
+    for cfg in config.cfgs() {
+        println!("cargo:rustc-cfg={cfg}");
+    }
+    println!("cargo:rustc-env=PYIMMORTAL_TARGET={}", config.target_name());
+    println!("cargo:rustc-env=PYIMMORTAL_TARGET_MINOR={}", config.minor());
+    println!(
+        "cargo:rustc-env=PYIMMORTAL_TARGET_VERSION_HEX={}",
+        config.version_hex
+    );
+    println!("cargo:rustc-env=PYIMMORTAL_PYTHON_EXECUTABLE={}", config.executable);
+
+    // Unit tests start a real interpreter, so their binaries link libpython.
+    // The static library itself never does: extensions resolve Py* symbols
+    // from the interpreter that loads them.
+    if let Some(lib) = config.libpython_link_name() {
+        println!("cargo:rustc-link-arg=-L{}", config.libdir);
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", config.libdir);
+        println!("cargo:rustc-link-arg=-l{lib}");
+    }
+
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap());
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    println!("cargo:include={}", manifest.join("include").display());
+
+    // The symbol that ties the library to one target (see include/pyimmortal.h).
+    std::fs::write(
+        out.join("abi_symbol.rs"),
+        format!(
+            "/// Defined only in a library built for CPython {}.\n\
+             #[no_mangle]\npub static {}: u8 = 1;\n",
+            config.target_name(),
+            config.abi_symbol()
+        ),
+    )
+    .unwrap();
+
+    let mut clang_args = vec![
+        format!("-I{}", config.include),
+        format!("-I{}", config.platinclude),
+    ];
+    if config.gil_disabled {
+        // pyconfig.h defines it already; repeating it keeps the oracle honest
+        // for headers whose pyconfig.h comes from elsewhere.
+        clang_args.push("-DPy_GIL_DISABLED=1".into());
+    }
+    let bindings = bindgen::Builder::default()
+        .header(manifest.join("src/cpython/oracle.h").to_string_lossy())
+        .clang_args(&clang_args)
+        .allowlist_type("PyObject|PyVarObject")
+        .allowlist_var(
+"PY_VERSION_HEX|pyimmortal_oracle_.*"
+        )
+        .layout_tests(true)
+        .derive_debug(false)
+        .derive_copy(true)
+        .generate_comments(false)
+        .generate()
+        .unwrap_or_else(|e| {
+            fail(&format!(
+                "error: bindgen could not read the headers of {}: {e}\n  = help: install libclang (Debian: libclang-dev)",
+                config.executable
+            ))
+        });
+    bindings
+        .write_to_file(out.join("cpython_oracle.rs"))
+        .expect("write bindings");
+
+    if config.gil_disabled {
+        let mut build = cc::Build::new();
+        build
+            .file("src/cpython/thread_id.c")
+            .include(&config.include)
+            .include(&config.platinclude)
+            .warnings(true)
+            .extra_warnings(true)
+            .warnings_into_errors(true);
+        build.compile("pyimmortal_thread_id");
+    }
+}

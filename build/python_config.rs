@@ -1,0 +1,305 @@
+//! Interpreter discovery and the table of supported CPython targets.
+//!
+//! This file is shared by `build.rs` and by the crate's unit tests
+//! (`src/lib.rs` includes it under `cfg(test)`), so everything here is pure
+//! logic over strings: running the interpreter happens in `build.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Environment variable that names the target interpreter. When unset,
+/// `python3` on `PATH` is used.
+pub const PYTHON_ENV: &str = "PYIMMORTAL_PYTHON";
+
+/// Oldest supported minor version of CPython 3.
+pub const MIN_MINOR: u32 = 9;
+/// Newest supported minor version of CPython 3.
+pub const MAX_MINOR: u32 = 15;
+/// Oldest minor version with a free-threaded build (PEP 703, 3.13).
+pub const MIN_FT_MINOR: u32 = 13;
+
+/// Python code run by the target interpreter. It prints `key=value` lines.
+pub const PROBE_SCRIPT: &str = r#"
+import struct, sys, sysconfig
+paths = sysconfig.get_paths()
+v = sys.version_info
+level = {"alpha": 0xA, "beta": 0xB, "candidate": 0xC, "final": 0xF}[v.releaselevel]
+print("version_hex=%d" % ((v.major << 24) | (v.minor << 16) | (v.micro << 8) | (level << 4) | v.serial))
+print("gil_disabled=%d" % int(bool(sysconfig.get_config_var("Py_GIL_DISABLED"))))
+print("py_debug=%d" % int(bool(sysconfig.get_config_var("Py_DEBUG")) or hasattr(sys, "gettotalrefcount")))
+print("pointer_width=%d" % (8 * struct.calcsize("P")))
+print("byteorder=%s" % sys.byteorder)
+print("include=%s" % paths["include"])
+print("platinclude=%s" % paths["platinclude"])
+print("executable=%s" % sys.executable)
+print("libdir=%s" % (sysconfig.get_config_var("LIBDIR") or ""))
+print("ldlibrary=%s" % (sysconfig.get_config_var("LDLIBRARY") or ""))
+"#;
+
+/// What `build.rs` learns from the target interpreter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterpreterConfig {
+    pub version_hex: u32,
+    pub gil_disabled: bool,
+    pub py_debug: bool,
+    pub pointer_width: u32,
+    pub little_endian: bool,
+    pub include: String,
+    pub platinclude: String,
+    pub executable: String,
+    /// Directory and file name of libpython (used only to link unit tests).
+    pub libdir: String,
+    pub ldlibrary: String,
+}
+
+impl InterpreterConfig {
+    /// Parses the output of [`PROBE_SCRIPT`].
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut map = BTreeMap::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("malformed probe line `{line}`"))?;
+            map.insert(k.to_string(), v.to_string());
+        }
+        let get = |k: &str| {
+            map.get(k)
+                .cloned()
+                .ok_or_else(|| format!("the interpreter probe did not report `{k}`"))
+        };
+        let flag = |k: &str| -> Result<bool, String> {
+            match get(k)?.as_str() {
+                "0" => Ok(false),
+                "1" => Ok(true),
+                other => Err(format!("`{k}` must be 0 or 1, got `{other}`")),
+            }
+        };
+        let num = |k: &str| -> Result<u32, String> {
+            get(k)?
+                .parse()
+                .map_err(|e| format!("`{k}` is not a number: {e}"))
+        };
+        Ok(Self {
+            version_hex: num("version_hex")?,
+            gil_disabled: flag("gil_disabled")?,
+            py_debug: flag("py_debug")?,
+            pointer_width: num("pointer_width")?,
+            little_endian: match get("byteorder")?.as_str() {
+                "little" => true,
+                "big" => false,
+                other => return Err(format!("unknown byte order `{other}`")),
+            },
+            include: get("include")?,
+            platinclude: get("platinclude")?,
+            executable: get("executable")?,
+            libdir: map.get("libdir").cloned().unwrap_or_default(),
+            ldlibrary: map.get("ldlibrary").cloned().unwrap_or_default(),
+        })
+    }
+
+    pub fn major(&self) -> u32 {
+        self.version_hex >> 24
+    }
+
+    pub fn minor(&self) -> u32 {
+        (self.version_hex >> 16) & 0xff
+    }
+
+    /// `3.14t`-style name of the target.
+    pub fn target_name(&self) -> String {
+        let t = if self.gil_disabled { "t" } else { "" };
+        format!("{}.{}{}", self.major(), self.minor(), t)
+    }
+
+    /// Symbol that the library defines and that `pyimmortal.h` references,
+    /// so that a library built for one target cannot link silently into an
+    /// extension compiled for another.
+    pub fn abi_symbol(&self) -> String {
+        let t = if self.gil_disabled { "t" } else { "" };
+        format!("pyimmortal_abi_cpython_{}_{}{}", self.major(), self.minor(), t)
+    }
+
+    /// `-l` name of libpython (`python3.14t` for `libpython3.14t.so`).
+    pub fn libpython_link_name(&self) -> Option<String> {
+        let stem = self.ldlibrary.strip_prefix("lib")?;
+        let name = stem.split(".so").next()?.split(".a").next()?;
+        (!name.is_empty()).then(|| name.to_string())
+    }
+
+    /// Refuses every target whose layout facts were not verified.
+    pub fn check_supported(&self) -> Result<(), UnsupportedTarget> {
+        let mut problems = Vec::new();
+        if self.major() != 3 || self.minor() < MIN_MINOR || self.minor() > MAX_MINOR {
+            problems.push(format!(
+                "CPython {}.{} is outside the verified range 3.{MIN_MINOR}..=3.{MAX_MINOR}; \
+                 its object header, immortal constants and refcount encoding are unverified",
+                self.major(),
+                self.minor()
+            ));
+        }
+        if self.gil_disabled && self.minor() < MIN_FT_MINOR {
+            problems.push(format!(
+                "a free-threaded build of CPython 3.{} does not exist upstream; \
+                 its layout is unverified",
+                self.minor()
+            ));
+        }
+        if self.pointer_width != 64 {
+            problems.push(format!(
+                "{}-bit targets are unverified: the immortal constants and the split \
+                 refcount differ there",
+                self.pointer_width
+            ));
+        }
+        if !self.little_endian {
+            problems.push(
+                "big-endian targets are unverified: the order of the split refcount \
+                 fields flips there"
+                    .to_string(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(UnsupportedTarget {
+                target: self.target_name(),
+                executable: self.executable.clone(),
+                problems,
+            })
+        }
+    }
+
+    /// Cumulative version cfgs: `Py_3_9` up to the target's minor version.
+    pub fn version_cfgs(&self) -> Vec<String> {
+        (MIN_MINOR..=self.minor().min(MAX_MINOR))
+            .map(|m| format!("Py_3_{m}"))
+            .collect()
+    }
+
+    /// Every cfg that `build.rs` may emit, for `rustc-check-cfg`.
+    pub fn all_known_cfgs() -> Vec<String> {
+        let mut v: Vec<String> = (MIN_MINOR..=MAX_MINOR).map(|m| format!("Py_3_{m}")).collect();
+        v.push("Py_GIL_DISABLED".into());
+        v.push("Py_DEBUG".into());
+        v
+    }
+
+    /// The cfgs for this target.
+    pub fn cfgs(&self) -> Vec<String> {
+        let mut v = self.version_cfgs();
+        if self.gil_disabled {
+            v.push("Py_GIL_DISABLED".into());
+        }
+        if self.py_debug {
+            v.push("Py_DEBUG".into());
+        }
+        v
+    }
+}
+
+/// A target that pyimmortal refuses to build for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedTarget {
+    pub target: String,
+    pub executable: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for UnsupportedTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "error: pyimmortal cannot be built for CPython {} ({})",
+            self.target, self.executable
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  = note: {p}")?;
+        }
+        writeln!(
+            f,
+            "  = help: verified targets are CPython 3.{MIN_MINOR}..=3.{MAX_MINOR} (GIL) and \
+             3.{MIN_FT_MINOR}t..=3.{MAX_MINOR}t (free-threaded) on 64-bit little-endian machines"
+        )?;
+        write!(
+            f,
+            "  = help: set {PYTHON_ENV}=/path/to/python to build for another interpreter"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(version_hex: u32, gil_disabled: bool) -> String {
+        format!(
+            "version_hex={version_hex}\ngil_disabled={}\npy_debug=0\npointer_width=64\n\
+             byteorder=little\ninclude=/inc\nplatinclude=/pinc\nexecutable=/bin/python\n",
+            gil_disabled as u8
+        )
+    }
+
+    #[test]
+    fn parses_probe_output() {
+        let c = InterpreterConfig::parse(&sample(0x030E0AF0, true)).unwrap();
+        assert_eq!((c.major(), c.minor()), (3, 14));
+        assert!(c.gil_disabled && !c.py_debug && c.little_endian);
+        assert_eq!(c.include, "/inc");
+        assert_eq!(c.target_name(), "3.14t");
+        assert_eq!(c.abi_symbol(), "pyimmortal_abi_cpython_3_14t");
+        assert_eq!(c.libpython_link_name(), None);
+        let with_lib = sample(0x030E0AF0, true) + "ldlibrary=libpython3.14t.so\nlibdir=/l\n";
+        let c = InterpreterConfig::parse(&with_lib).unwrap();
+        assert_eq!(c.libpython_link_name().as_deref(), Some("python3.14t"));
+    }
+
+    #[test]
+    fn missing_and_malformed_keys_are_errors() {
+        assert!(InterpreterConfig::parse("version_hex=1").is_err());
+        assert!(InterpreterConfig::parse("garbage").is_err());
+        let bad_flag = sample(0x030C01F0, false).replace("gil_disabled=0", "gil_disabled=2");
+        assert!(InterpreterConfig::parse(&bad_flag).is_err());
+    }
+
+    #[test]
+    fn version_table() {
+        for minor in MIN_MINOR..=MAX_MINOR {
+            let c = InterpreterConfig::parse(&sample(0x03000000 | (minor << 16), false)).unwrap();
+            assert!(c.check_supported().is_ok(), "3.{minor}");
+            assert_eq!(c.version_cfgs().len() as u32, minor - MIN_MINOR + 1);
+            assert_eq!(c.version_cfgs().last().unwrap(), &format!("Py_3_{minor}"));
+        }
+        for minor in [8, 16, 17] {
+            let c = InterpreterConfig::parse(&sample(0x03000000 | (minor << 16), false)).unwrap();
+            let err = c.check_supported().unwrap_err().to_string();
+            assert!(err.contains("outside the verified range"), "{err}");
+            assert!(err.contains("unverified"), "{err}");
+        }
+        for minor in MIN_FT_MINOR..=MAX_MINOR {
+            let c = InterpreterConfig::parse(&sample(0x03000000 | (minor << 16), true)).unwrap();
+            assert!(c.check_supported().is_ok(), "3.{minor}t");
+            assert!(c.cfgs().contains(&"Py_GIL_DISABLED".to_string()));
+        }
+        let c = InterpreterConfig::parse(&sample(0x030C0000, true)).unwrap();
+        assert!(c.check_supported().is_err(), "3.12t does not exist");
+    }
+
+    #[test]
+    fn refuses_unverified_machines() {
+        let s = sample(0x030D00F0, false)
+            .replace("pointer_width=64", "pointer_width=32")
+            .replace("byteorder=little", "byteorder=big");
+        let err = InterpreterConfig::parse(&s).unwrap().check_supported().unwrap_err();
+        assert_eq!(err.problems.len(), 2);
+    }
+
+    #[test]
+    fn every_emitted_cfg_is_registered() {
+        let known = InterpreterConfig::all_known_cfgs();
+        let mut s = sample(0x030F00F0, true);
+        s = s.replace("py_debug=0", "py_debug=1");
+        for cfg in InterpreterConfig::parse(&s).unwrap().cfgs() {
+            assert!(known.contains(&cfg), "{cfg}");
+        }
+    }
+}

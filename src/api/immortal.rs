@@ -1,0 +1,91 @@
+//! Immortal objects: `PyUnstable_SetImmortal` and `PyUnstable_IsImmortal`.
+
+use crate::cpython::{self, runtime, PyObject};
+use crate::guard::object_call;
+use crate::refcount;
+use std::ffi::c_int;
+
+/// Makes `op` immortal, with the contract of CPython 3.15's
+/// `PyUnstable_SetImmortal` (gh-143300).
+///
+/// `pyimmortal.h` maps `PyUnstable_SetImmortal` to this function when the
+/// target's `Python.h` is older than 3.15.0a7.
+///
+/// - Returns 1 if `op` was made immortal, 0 otherwise. Never sets an
+///   exception and cannot fail.
+/// - `op` is a borrowed reference. It must be uniquely referenced: refcount
+///   1 on GIL builds; on free-threaded builds owned by the calling thread
+///   with a local count of 1 and nothing shared. Otherwise the result is 0
+///   and nothing changes. An object that is already immortal is not
+///   uniquely referenced and also gets 0, as in CPython 3.15.
+/// - `str` objects and subclasses are refused (0): an immortal string must be
+///   interned (use `PyUnicode_InternInPlace`).
+/// - On success the object leaves the cyclic GC (it is untracked) and is
+///   never deallocated. This cannot be undone.
+/// - CPython 3.9-3.11 have no immortal objects: the result is 0 and nothing
+///   changes.
+/// - `op == NULL` returns 0 (CPython's own function does not allow NULL).
+/// - Requires an attached thread state (the GIL on GIL builds).
+/// - On debug builds the creation reference is removed from the total
+///   refcount, so `-X showrefcount` counts no reference for the object.
+///
+/// Where the running interpreter exports `PyUnstable_SetImmortal`, that
+/// function is called instead (after the NULL check).
+#[no_mangle]
+pub unsafe extern "C" fn pyimmortal_PyUnstable_SetImmortal(op: *mut PyObject) -> c_int {
+    object_call(op, 0, |op| {
+        if let Some(own) = runtime::SET_IMMORTAL.predicate() {
+            // SAFETY: CPython's function, same contract, non-NULL `op`.
+            return unsafe { own(op) };
+        }
+        // SAFETY: `op` is a live object per the contract, thread attached.
+        unsafe { set_immortal(op) as c_int }
+    })
+}
+
+/// The builtin implementation of [`pyimmortal_PyUnstable_SetImmortal`].
+///
+/// # Safety
+/// `op` must be a live object; the calling thread must be attached.
+pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
+    // SAFETY: live object, attached thread (caller's contract).
+    unsafe {
+        if !refcount::HAS_IMMORTALITY
+            || !refcount::is_uniquely_referenced(op)
+            || cpython::is_str(op)
+        {
+            return false;
+        }
+        cpython::gc_untrack(op);
+        refcount::write_immortal(op);
+    }
+    // The reference that made the object unique was counted in a debug
+    // build's total; immortal decrefs are not, so it would stay forever.
+    runtime::dec_ref_total();
+    true
+}
+
+/// Tells whether `op` is immortal, with the contract of CPython 3.14's
+/// `PyUnstable_IsImmortal` (gh-128509).
+///
+/// `pyimmortal.h` maps `PyUnstable_IsImmortal` to this function when the
+/// target's `Python.h` is older than 3.14.0a5.
+///
+/// - Returns non-zero (1) if `op` is immortal, 0 otherwise. Cannot fail and
+///   never sets an exception. `op` is a borrowed reference.
+/// - 3.12 and 3.13 use their own encoding (low 32 bits of the refcount read
+///   as a negative `int32_t`; `ob_ref_local == UINT32_MAX` on 3.13t).
+/// - 3.9-3.11 have no immortal objects: always 0.
+/// - `op == NULL` returns 0.
+/// - Requires an attached thread state.
+#[no_mangle]
+pub unsafe extern "C" fn pyimmortal_PyUnstable_IsImmortal(op: *mut PyObject) -> c_int {
+    object_call(op, 0, |op| {
+        if let Some(own) = runtime::IS_IMMORTAL.predicate() {
+            // SAFETY: CPython's function, same contract, non-NULL `op`.
+            return (unsafe { own(op) } != 0) as c_int;
+        }
+        // SAFETY: live object.
+        unsafe { refcount::is_immortal(op) as c_int }
+    })
+}

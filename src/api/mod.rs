@@ -1,0 +1,6 @@
+//! The exported C functions, one module per header section.
+
+pub mod deferred;
+pub mod immortal;
+pub mod target;
+pub mod unique;

@@ -1,0 +1,26 @@
+//! What the library was built for.
+
+use std::ffi::{c_char, c_ulong};
+
+/// The CPython target this copy of the library was built for, as a static
+/// NUL-terminated string such as `"3.14"` or `"3.14t"`. Never NULL; needs
+/// no thread state.
+#[no_mangle]
+pub extern "C" fn pyimmortal_target(
+
+) -> *const c_char {
+    concat!(env!("PYIMMORTAL_TARGET"), "\0").as_ptr().cast()
+}
+
+/// `PY_VERSION_HEX` of the headers the library was built against. Needs no
+/// thread state.
+#[no_mangle]
+pub extern "C" fn pyimmortal_target_version_hex() -> c_ulong {
+    const HEX: &str = env!("PYIMMORTAL_TARGET_VERSION_HEX");
+    // A decimal number written by build.rs.
+    let mut v: c_ulong = 0;
+    for b in HEX.bytes() {
+        v = v * 10 + c_ulong::from(b - b'0');
+    }
+    v
+}

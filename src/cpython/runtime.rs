@@ -1,0 +1,122 @@
+//! Functions looked up in the running interpreter with `dlsym`.
+//!
+//! Where the interpreter exports CPython's own version of a function, for
+//! example a 3.15 pre-release built between alphas whose `PY_VERSION_HEX`
+//! cannot tell, pyimmortal calls it instead of its own implementation. The
+//! environment variable `PYIMMORTAL_FORCE_BUILTIN=1` (read once) turns that
+//! off, so the tests can compare both implementations on one interpreter.
+
+use super::PyObject;
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+
+/// Signature shared by CPython's four refcount functions.
+pub type ObjectPredicate = unsafe extern "C" fn(*mut PyObject) -> c_int;
+
+const ABSENT: *mut c_void = 1 as *mut c_void;
+
+/// A symbol looked up once, on first use.
+pub struct Export {
+    name: &'static CStr,
+    slot: AtomicPtr<c_void>,
+}
+
+impl Export {
+    pub const fn new(name: &'static CStr) -> Self {
+        Self {
+            name,
+            slot: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+
+    /// The symbol's address, or `None` if the process does not export it.
+    pub fn address(&self) -> Option<*mut c_void> {
+        let mut p = self.slot.load(Ordering::Acquire);
+        if p.is_null() {
+            // SAFETY: dlsym with a NUL-terminated name is always safe to call.
+            let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, self.name.as_ptr()) };
+            p = if found.is_null() { ABSENT } else { found };
+            self.slot.store(p, Ordering::Release);
+        }
+        (p != ABSENT).then_some(p)
+    }
+
+    /// The symbol as one of CPython's object predicates, unless
+    /// `PYIMMORTAL_FORCE_BUILTIN` is set.
+    pub fn predicate(&self) -> Option<ObjectPredicate> {
+        if force_builtin() {
+            return None;
+        }
+        // SAFETY: only used for symbols whose C signature is
+        // `int (PyObject *)`.
+        self.address()
+            .map(|p| unsafe { std::mem::transmute::<*mut c_void, ObjectPredicate>(p) })
+    }
+}
+
+pub static SET_IMMORTAL: Export = Export::new(c"PyUnstable_SetImmortal");
+pub static IS_IMMORTAL: Export = Export::new(c"PyUnstable_IsImmortal");
+pub static ENABLE_DEFERRED_REFCOUNT: Export =
+    Export::new(c"PyUnstable_Object_EnableDeferredRefcount");
+pub static IS_UNIQUELY_REFERENCED: Export = Export::new(c"PyUnstable_Object_IsUniquelyReferenced");
+/// Exported by `Py_REF_DEBUG` builds 3.12+ (`Include/object.h`,
+/// `Include/refcount.h`): lowers the interpreter's total refcount by one.
+pub static DECREF_DEC_REF_TOTAL: Export = Export::new(c"_Py_DECREF_DecRefTotal");
+/// Declared and exported only by free-threaded builds (`Include/object.h`
+/// 3.13+, gh-110481); its presence tells the flavor of the running
+/// interpreter.
+pub static MERGE_ZERO_LOCAL_REFCOUNT: Export = Export::new(c"_Py_MergeZeroLocalRefcount");
+
+/// Lowers a debug interpreter's total refcount by one; nothing on release
+/// builds.
+pub fn dec_ref_total() {
+    if let Some(p) = DECREF_DEC_REF_TOTAL.address() {
+        // SAFETY: `void _Py_DECREF_DecRefTotal(void)`.
+        let f = unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(p) };
+        // SAFETY: called with an attached thread state, as Py_DECREF does.
+        unsafe { f() }
+    }
+}
+
+fn force_builtin() -> bool {
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let on = std::env::var_os("PYIMMORTAL_FORCE_BUILTIN").is_some_and(|v| v == "1");
+            STATE.store(if on { 2 } else { 1 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Whether the running interpreter is the target the library was built
+/// for. Checked once; a mismatch is reported once on stderr and makes every
+/// function return its "did nothing" value.
+pub fn target_matches() -> bool {
+    static STATE: AtomicU8 = AtomicU8::new(0);
+    match STATE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let built_minor: u32 = env!("PYIMMORTAL_TARGET_MINOR").parse().unwrap_or(0);
+            let built_ft = cfg!(Py_GIL_DISABLED);
+            let running_minor = super::running_minor();
+            let running_ft = MERGE_ZERO_LOCAL_REFCOUNT.address().is_some();
+            let ok = running_minor == Some(built_minor) && running_ft == built_ft;
+            if !ok {
+                eprintln!(
+                    "pyimmortal: this library was built for CPython {} but the running \
+                     interpreter is 3.{}{}; pyimmortal leaves every object unchanged. \
+                     Rebuild libpyimmortal.a for this interpreter.",
+                    env!("PYIMMORTAL_TARGET"),
+                    running_minor.map_or("?".to_string(), |m| m.to_string()),
+                    if running_ft { "t" } else { "" },
+                );
+            }
+            STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+            ok
+        }
+    }
+}

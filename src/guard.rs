@@ -1,0 +1,64 @@
+//! The one guard every exported function goes through.
+//!
+//! In order: a NULL `op` gets the function's "did nothing" result; a library
+//! built for another CPython than the running one gets the same result (see
+//! [`crate::cpython::runtime::target_matches`]); and a panic never crosses
+//! into C: it is caught and also turned into that result.
+
+use crate::cpython::{runtime, PyObject};
+use std::ffi::c_int;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs `body` on a non-NULL `op`, or returns `refused`.
+pub fn object_call(
+    op: *mut PyObject,
+    refused: c_int,
+    body: impl FnOnce(*mut PyObject) -> c_int,
+) -> c_int {
+    if op.is_null() {
+        return refused;
+    }
+    catch_unwind(AssertUnwindSafe(|| {
+        if runtime::target_matches() {
+            body(op)
+        } else {
+            refused
+        }
+    }))
+    .unwrap_or(refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr;
+
+    #[test]
+    fn null_is_refused_without_running_the_body() {
+        let mut ran = false;
+        let r = object_call(ptr::null_mut(), 0, |_| {
+            ran = true;
+            1
+        });
+        assert_eq!(r, 0);
+        assert!(!ran);
+    }
+
+    #[test]
+    fn a_panic_becomes_the_refused_value() {
+        let mut dummy = 0u64;
+        let op = (&raw mut dummy).cast::<PyObject>();
+        let r = object_call(op, 0, |_| panic!("boom"));
+        assert_eq!(r, 0);
+        let r = object_call(op, -1, |_| panic!("boom"));
+        assert_eq!(r, -1);
+    }
+
+    #[test]
+    fn the_body_runs_on_the_built_target() {
+        let mut dummy = 0u64;
+        let op = (&raw mut dummy).cast::<PyObject>();
+        assert!(runtime::target_matches(), "unit tests link the target's libpython");
+        assert_eq!(object_call(op, 0, |p| (p == op) as c_int), 1);
+    }
+}

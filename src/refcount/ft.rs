@@ -1,0 +1,144 @@
+//! Free-threaded CPython: 3.13t, 3.14t and 3.15t (PEP 703; biased reference
+//! counting, gh-110481).
+//!
+//! The header is `{ uintptr_t ob_tid; uint16_t ob_flags; PyMutex ob_mutex;
+//! uint8_t ob_gc_bits; uint32_t ob_ref_local; Py_ssize_t ob_ref_shared;
+//! PyTypeObject *ob_type; }` (`Include/object.h`; 3.13 names `ob_flags`
+//! `_padding`). An object is immortal when `ob_ref_local` is
+//! `_Py_IMMORTAL_REFCNT_LOCAL`. Other threads touch `ob_ref_local` and
+//! `ob_ref_shared` concurrently, so every access here is atomic.
+
+use super::head;
+use crate::cpython::{self, PyObject};
+use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
+
+/// `PyObject` in free-threaded CPython 3.13-3.15, `Include/object.h`.
+#[repr(C)]
+pub struct ObjectHead {
+    pub ob_tid: usize,
+    /// `_padding` in 3.13, `ob_flags` since 3.14.
+    pub ob_flags: u16,
+    /// `PyMutex`, one byte (`Include/cpython/lock.h`).
+    pub ob_mutex: u8,
+    pub ob_gc_bits: u8,
+    pub ob_ref_local: u32,
+    pub ob_ref_shared: isize,
+    pub ob_type: *mut PyObject,
+}
+
+/// `_Py_IMMORTAL_REFCNT_LOCAL`: `UINT32_MAX` (`Include/object.h` 3.13,
+/// `Include/refcount.h` 3.14+).
+pub const IMMORTAL_REFCNT_LOCAL: u32 = u32::MAX;
+/// `_Py_UNOWNED_TID` (`Include/object.h`).
+pub const UNOWNED_TID: usize = 0;
+/// `_Py_REF_SHARED_SHIFT`: the shared count sits above two flag bits.
+pub const REF_SHARED_SHIFT: u32 = 2;
+/// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
+pub const GC_BITS_TRACKED: u8 = 1;
+/// `_PyGC_BITS_DEFERRED` (`Include/internal/pycore_gc.h`, 3.13+).
+pub const GC_BITS_DEFERRED: u8 = 64;
+/// `_Py_REF_DEFERRED`: `PY_SSIZE_T_MAX / 8`, the bias that deferred objects
+/// carry in `ob_ref_shared` (`Include/internal/pycore_object.h` 3.14+,
+/// gh-123619).
+#[cfg(Py_3_14)]
+pub const REF_DEFERRED: isize = isize::MAX / 8;
+
+pub const HAS_IMMORTALITY: bool = true;
+
+fn tid(op: *mut PyObject) -> &'static AtomicUsize {
+    // SAFETY: `ob_tid` is a naturally aligned word of a live object.
+    unsafe { AtomicUsize::from_ptr(&raw mut (*head(op)).ob_tid) }
+}
+
+fn local(op: *mut PyObject) -> &'static AtomicU32 {
+    // SAFETY: as above, for `ob_ref_local`.
+    unsafe { AtomicU32::from_ptr(&raw mut (*head(op)).ob_ref_local) }
+}
+
+fn shared(op: *mut PyObject) -> &'static AtomicIsize {
+    // SAFETY: as above, for `ob_ref_shared`.
+    unsafe { AtomicIsize::from_ptr(&raw mut (*head(op)).ob_ref_shared) }
+}
+
+fn gc_bits(op: *mut PyObject) -> &'static AtomicU8 {
+    // SAFETY: as above, for `ob_gc_bits`.
+    unsafe { AtomicU8::from_ptr(&raw mut (*head(op)).ob_gc_bits) }
+}
+
+/// `_Py_IsImmortal`: a relaxed load of `ob_ref_local` equals
+/// `_Py_IMMORTAL_REFCNT_LOCAL`.
+///
+/// # Safety
+/// `op` must point to a live object.
+pub unsafe fn is_immortal(op: *mut PyObject) -> bool {
+    local(op).load(Relaxed) == IMMORTAL_REFCNT_LOCAL
+}
+
+/// `_PyObject_IsUniquelyReferenced` (`Include/internal/pycore_object.h`):
+/// owned by the calling thread, local count 1, and the whole shared word
+/// (flags included) 0, so that no other thread can make a new reference.
+///
+/// # Safety
+/// `op` must point to a live object; the calling thread must be attached.
+pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
+    tid(op).load(Relaxed) == cpython::thread_id()
+        && local(op).load(Relaxed) == 1
+        && shared(op).load(Relaxed) == 0
+}
+
+/// `_Py_SetImmortalUntracked` (`Objects/object.c`): unowned, local count
+/// `_Py_IMMORTAL_REFCNT_LOCAL`, shared count 0. Since 3.14 immortals also
+/// carry `_PyGC_BITS_DEFERRED` so that the specializing interpreter may
+/// cache them (gh-129984).
+///
+/// # Safety
+/// `op` must be live, uniquely referenced by the calling thread and
+/// untracked.
+pub unsafe fn write_immortal(op: *mut PyObject) {
+    local(op).store(IMMORTAL_REFCNT_LOCAL, Relaxed);
+    shared(op).store(0, Relaxed);
+    tid(op).store(UNOWNED_TID, Relaxed);
+    #[cfg(Py_3_14)]
+    gc_bits(op).fetch_or(GC_BITS_DEFERRED, Relaxed);
+}
+
+/// CPython 3.13t keeps deferred reference counting internal and turns every
+/// deferred object into an immortal once a second thread starts
+/// (`_PyGC_ImmortalizeDeferredObjects`, gh-117783), which would make the
+/// object uncollectable. pyimmortal therefore refuses on 3.13t.
+///
+/// # Safety
+/// `op` must point to a live object.
+#[cfg(not(Py_3_14))]
+pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
+    false
+}
+
+/// `PyUnstable_Object_EnableDeferredRefcount` as of 3.14.7 and 3.15
+/// (`Objects/object.c`, gh-123619; untracked objects refused since
+/// gh-144054): GC types only, tracked only, and only the first caller wins
+/// the compare-and-swap on `_PyGC_BITS_DEFERRED`; the winner adds the
+/// `_Py_REF_DEFERRED` bias to the shared count.
+///
+/// # Safety
+/// `op` must point to a live object; the calling thread must be attached.
+#[cfg(Py_3_14)]
+pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
+    // SAFETY: live object.
+    if !unsafe { cpython::type_is_gc(super::type_of(op)) } {
+        return false;
+    }
+    let bits = gc_bits(op);
+    let old = bits.load(Relaxed);
+    if old & GC_BITS_TRACKED == 0 || old & GC_BITS_DEFERRED != 0 {
+        return false;
+    }
+    if bits
+        .compare_exchange(old, old | GC_BITS_DEFERRED, Relaxed, Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    shared(op).fetch_add(REF_DEFERRED << REF_SHARED_SHIFT, Relaxed);
+    true
+}

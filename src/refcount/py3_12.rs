@@ -1,0 +1,61 @@
+//! CPython 3.12 and 3.13, GIL builds (PEP 683, gh-84436).
+//!
+//! `ob_refcnt` is a union of `Py_ssize_t ob_refcnt` and
+//! `uint32_t ob_refcnt_split[2]` (`Include/object.h`). An object is immortal
+//! when the low 32 bits, read as `int32_t`, are negative (`_Py_IsImmortal`);
+//! immortalization stores `_Py_IMMORTAL_REFCNT` into the whole word
+//! (`_Py_SetImmortalUntracked`, `Objects/object.c` 3.13).
+
+use super::head;
+use crate::cpython::PyObject;
+
+/// `PyObject` in CPython 3.12-3.13 on 64-bit little-endian machines,
+/// `Include/object.h`. The union's `ob_refcnt_split[0]` is the low half of
+/// `ob_refcnt`.
+#[repr(C)]
+pub struct ObjectHead {
+    pub ob_refcnt: isize,
+    pub ob_type: *mut PyObject,
+}
+
+/// `_Py_IMMORTAL_REFCNT` on 64-bit builds: `UINT_MAX` (`Include/object.h`
+/// 3.12 and 3.13; removed in 3.14 by gh-125174).
+pub const IMMORTAL_REFCNT: isize = u32::MAX as isize;
+
+pub const HAS_IMMORTALITY: bool = true;
+
+/// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`.
+///
+/// # Safety
+/// `op` must point to a live object and the caller must hold the GIL.
+pub unsafe fn is_immortal(op: *mut PyObject) -> bool {
+    // SAFETY: live object, GIL held.
+    let refcnt = unsafe { (*head(op)).ob_refcnt };
+    (refcnt as i32) < 0
+}
+
+/// `Py_REFCNT(op) == 1`; `Py_REFCNT` returns the whole word in 3.12-3.13.
+///
+/// # Safety
+/// `op` must point to a live object and the caller must hold the GIL.
+pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
+    // SAFETY: live object, GIL held.
+    unsafe { (*head(op)).ob_refcnt == 1 }
+}
+
+/// Stores `_Py_IMMORTAL_REFCNT`.
+///
+/// # Safety
+/// `op` must be live, uniquely referenced and untracked; GIL held.
+pub unsafe fn write_immortal(op: *mut PyObject) {
+    // SAFETY: per the contract above, nobody else reads this word now.
+    unsafe { (*head(op)).ob_refcnt = IMMORTAL_REFCNT }
+}
+
+/// GIL builds have no deferred reference counting.
+///
+/// # Safety
+/// `op` must point to a live object.
+pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
+    false
+}

@@ -1,0 +1,52 @@
+//! CPython 3.9, 3.10 and 3.11 (GIL builds only).
+//!
+//! `PyObject` is `{ Py_ssize_t ob_refcnt; PyTypeObject *ob_type; }`
+//! (`Include/object.h`). `Py_TRACE_REFS` builds prepend two pointers and are
+//! refused by the oracle. These versions have no immortal objects: PEP 683
+//! (gh-84436) arrived in 3.12.
+
+use super::head;
+use crate::cpython::PyObject;
+
+/// `PyObject` in CPython 3.9-3.11, `Include/object.h`.
+#[repr(C)]
+pub struct ObjectHead {
+    pub ob_refcnt: isize,
+    pub ob_type: *mut PyObject,
+}
+
+/// No immortality before 3.12 (PEP 683, gh-84436).
+pub const HAS_IMMORTALITY: bool = false;
+
+/// Always false: nothing is immortal before 3.12.
+///
+/// # Safety
+/// `op` must point to a live object.
+pub unsafe fn is_immortal(_op: *mut PyObject) -> bool {
+    false
+}
+
+/// `Py_REFCNT(op) == 1`.
+///
+/// # Safety
+/// `op` must point to a live object and the caller must hold the GIL.
+pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
+    // SAFETY: live object, GIL held.
+    unsafe { (*head(op)).ob_refcnt == 1 }
+}
+
+/// Never called: there is no immortal encoding to write.
+///
+/// # Safety
+/// Not callable in practice; see [`HAS_IMMORTALITY`].
+pub unsafe fn write_immortal(_op: *mut PyObject) {
+    unreachable!("CPython before 3.12 has no immortal objects")
+}
+
+/// GIL builds have no deferred reference counting.
+///
+/// # Safety
+/// `op` must point to a live object.
+pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
+    false
+}
