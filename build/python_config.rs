@@ -116,7 +116,12 @@ impl InterpreterConfig {
     /// extension compiled for another.
     pub fn abi_symbol(&self) -> String {
         let t = if self.gil_disabled { "t" } else { "" };
-        format!("pyimmortal_abi_cpython_{}_{}{}", self.major(), self.minor(), t)
+        format!(
+            "pyimmortal_abi_cpython_{}_{}{}",
+            self.major(),
+            self.minor(),
+            t
+        )
     }
 
     /// `-l` name of libpython (`python3.14t` for `libpython3.14t.so`).
@@ -178,7 +183,9 @@ impl InterpreterConfig {
 
     /// Every cfg that `build.rs` may emit, for `rustc-check-cfg`.
     pub fn all_known_cfgs() -> Vec<String> {
-        let mut v: Vec<String> = (MIN_MINOR..=MAX_MINOR).map(|m| format!("Py_3_{m}")).collect();
+        let mut v: Vec<String> = (MIN_MINOR..=MAX_MINOR)
+            .map(|m| format!("Py_3_{m}"))
+            .collect();
         v.push("Py_GIL_DISABLED".into());
         v.push("Py_DEBUG".into());
         v
@@ -289,7 +296,10 @@ mod tests {
         let s = sample(0x030D00F0, false)
             .replace("pointer_width=64", "pointer_width=32")
             .replace("byteorder=little", "byteorder=big");
-        let err = InterpreterConfig::parse(&s).unwrap().check_supported().unwrap_err();
+        let err = InterpreterConfig::parse(&s)
+            .unwrap()
+            .check_supported()
+            .unwrap_err();
         assert_eq!(err.problems.len(), 2);
     }
 

@@ -9,7 +9,8 @@
 # /tmp is a private, empty tmpfs.  The mounts live in a private mount
 # namespace (unshare), so they vanish when the command ends and concurrent
 # runs do not see each other's mounts.  Without unshare the mounts are made
-# in the host namespace and removed again on exit.
+# in the host namespace and removed again on exit; concurrent runs of that
+# fallback share the mounts and should be avoided.
 #
 # The command gets a clean environment: PATH (cargo's bin directory first,
 # then the usual sid PATH), HOME, CARGO_HOME, RUSTUP_HOME, LANG=C.UTF-8,
@@ -41,9 +42,17 @@ if [[ ${1:-} == --sid-exec-inner ]]; then
     }
     if [[ ${SID_EXEC_CLEANUP:-0} == 1 ]]; then
         trap cleanup EXIT
+        trap 'exit 129' HUP
         trap 'exit 130' INT
         trap 'exit 143' TERM
     fi
+    mkpoint() { # mkdir -p with a hint for unprivileged callers
+        mkdir -p "$1" 2>/dev/null && return 0
+        if [[ ${SID_EXEC_UNPRIVILEGED:-0} == 1 ]]; then
+            die "cannot create mount point $1 in the root-owned tree; create it once as root: mkdir -p '$1'"
+        fi
+        die "cannot create mount point $1"
+    }
     # Refuse a mount point that resolves outside the root (an absolute
     # symlink inside the root would otherwise redirect the mount to the host).
     target_in_root() {
@@ -55,14 +64,15 @@ if [[ ${1:-} == --sid-exec-inner ]]; then
         local kind=$1 src=$2 dst=$root$3
         target_in_root "$dst"
         if [[ $kind == tmpfs ]]; then
-            mkdir -p "$dst" || die "cannot create mount point $dst"
+            mkpoint "$dst"
             mount -t tmpfs -o mode=1777,nosuid,nodev sid-exec-tmp "$dst" ||
                 die "cannot mount a tmpfs on $dst"
         else
             if [[ -d $src ]]; then
-                mkdir -p "$dst" || die "cannot create mount point $dst"
+                mkpoint "$dst"
             elif [[ ! -e $dst ]]; then
-                { mkdir -p "$(dirname "$dst")" && : >"$dst"; } || die "cannot create mount point $dst"
+                mkpoint "$(dirname "$dst")"
+                : >"$dst" || die "cannot create mount point $dst"
             fi
             target_in_root "$dst"
             mount --rbind "$src" "$dst" || die "cannot bind-mount $src on $dst"
@@ -83,8 +93,18 @@ if [[ ${1:-} == --sid-exec-inner ]]; then
     shift
     status=0
     if [[ ${SID_EXEC_CLEANUP:-0} == 1 ]]; then
-        # Stay around to unmount afterwards.
-        chroot "$root" /usr/bin/env -i -C "$cwd" "${envs[@]}" "$@" || status=$?
+        # Stay around to unmount afterwards; pass termination signals on to
+        # the command and wait for it (stdin is kept: 0<&0).
+        chroot "$root" /usr/bin/env -i -C "$cwd" "${envs[@]}" "$@" 0<&0 &
+        child=$!
+        trap 'kill -HUP "$child" 2>/dev/null || true' HUP
+        trap 'kill -INT "$child" 2>/dev/null || true' INT
+        trap 'kill -TERM "$child" 2>/dev/null || true' TERM
+        while :; do
+            status=0
+            wait "$child" || status=$?
+            kill -0 "$child" 2>/dev/null || break
+        done
         exit "$status"
     fi
     exec chroot "$root" /usr/bin/env -i -C "$cwd" "${envs[@]}" "$@"
@@ -98,13 +118,14 @@ if [[ $# -eq 0 || $1 == -h || $1 == --help ]]; then
     exit 0
 fi
 
+SELF=$(realpath "${BASH_SOURCE[0]}")
 CACHE=${PYIMMORTAL_CACHE:-$HOME/.cache/pyimmortal}
 ROOT=$(realpath -m "$CACHE/sid-root")
 [[ -f $ROOT/$STAMP_NAME ]] ||
     die "no provisioned sid root at $ROOT; run scripts/provision-sid.sh first"
 
 cwd=$(pwd -P)
-top=$(git -C "$cwd" rev-parse --show-toplevel 2>/dev/null || true)
+top=$(git -c safe.directory="*" -C "$cwd" rev-parse --show-toplevel 2>/dev/null || true)
 [[ -n $top ]] || top=$cwd
 top=$(realpath -m "$top")
 [[ $top != / ]] || die "refusing to bind-mount / into the root; run from inside a checkout"
@@ -152,13 +173,14 @@ else
     # Unprivileged: a user namespace mapping the caller to root allows the
     # mounts and chroot; files written in the checkout keep the caller's uid.
     userns=(--user --map-root-user)
+    export SID_EXEC_UNPRIVILEGED=1
 fi
 
 if command -v unshare >/dev/null 2>&1 &&
     unshare "${userns[@]}" --mount --propagation private true 2>/dev/null; then
-    exec unshare "${userns[@]}" --mount --propagation private -- "$BASH" "$0" "${inner[@]}"
+    exec unshare "${userns[@]}" --mount --propagation private -- "$BASH" "$SELF" "${inner[@]}"
 fi
 
 [[ $(id -u) -eq 0 ]] || die "unshare is unavailable and mounting needs root"
 printf 'sid-exec: note: unshare unavailable; mounting in the host namespace\n' >&2
-SID_EXEC_CLEANUP=1 exec "$BASH" "$0" "${inner[@]}"
+SID_EXEC_CLEANUP=1 exec "$BASH" "$SELF" "${inner[@]}"

@@ -58,7 +58,10 @@ mod tests {
     fn the_body_runs_on_the_built_target() {
         let mut dummy = 0u64;
         let op = (&raw mut dummy).cast::<PyObject>();
-        assert!(runtime::target_matches(), "unit tests link the target's libpython");
+        assert!(
+            runtime::target_matches(),
+            "unit tests link the target's libpython"
+        );
         assert_eq!(object_call(op, 0, |p| (p == op) as c_int), 1);
     }
 }

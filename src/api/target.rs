@@ -6,9 +6,7 @@ use std::ffi::{c_char, c_ulong};
 /// NUL-terminated string such as `"3.14"` or `"3.14t"`. Never NULL; needs
 /// no thread state.
 #[no_mangle]
-pub extern "C" fn pyimmortal_target(
-
-) -> *const c_char {
+pub extern "C" fn pyimmortal_target() -> *const c_char {
     concat!(env!("PYIMMORTAL_TARGET"), "\0").as_ptr().cast()
 }
 

@@ -14,8 +14,8 @@ mod bindings {
     include!(concat!(env!("OUT_DIR"), "/cpython_oracle.rs"));
 }
 
-use bindings as c;
 use crate::refcount::ObjectHead;
+use bindings as c;
 use std::mem::{align_of, offset_of, size_of};
 
 /// Stops the build when a hand-written fact differs from the headers.
@@ -28,11 +28,31 @@ macro_rules! same {
     };
 }
 
-same!("sizeof(PyObject)", size_of::<ObjectHead>(), size_of::<c::PyObject>());
-same!("sizeof(PyObject) (clang)", size_of::<ObjectHead>(), c::pyimmortal_oracle_SIZEOF_PYOBJECT);
-same!("alignof(PyObject)", align_of::<ObjectHead>(), align_of::<c::PyObject>());
-same!("offsetof(PyObject, ob_type)", offset_of!(ObjectHead, ob_type), offset_of!(c::PyObject, ob_type));
-same!("Py_TPFLAGS_HAVE_GC", super::TPFLAGS_HAVE_GC, c::pyimmortal_oracle_TPFLAGS_HAVE_GC);
+same!(
+    "sizeof(PyObject)",
+    size_of::<ObjectHead>(),
+    size_of::<c::PyObject>()
+);
+same!(
+    "sizeof(PyObject) (clang)",
+    size_of::<ObjectHead>(),
+    c::pyimmortal_oracle_SIZEOF_PYOBJECT
+);
+same!(
+    "alignof(PyObject)",
+    align_of::<ObjectHead>(),
+    align_of::<c::PyObject>()
+);
+same!(
+    "offsetof(PyObject, ob_type)",
+    offset_of!(ObjectHead, ob_type),
+    offset_of!(c::PyObject, ob_type)
+);
+same!(
+    "Py_TPFLAGS_HAVE_GC",
+    super::TPFLAGS_HAVE_GC,
+    c::pyimmortal_oracle_TPFLAGS_HAVE_GC
+);
 same!(
     "Py_TPFLAGS_UNICODE_SUBCLASS",
     super::TPFLAGS_UNICODE_SUBCLASS,
@@ -71,15 +91,18 @@ mod py3_12 {
     same!(
         "offsetof(PyObject, ob_refcnt)",
         offset_of!(ObjectHead, ob_refcnt),
-        offset_of!(c::PyObject, __bindgen_anon_1)
-            + offset_of!(c::_object__bindgen_ty_1, ob_refcnt)
+        offset_of!(c::PyObject, __bindgen_anon_1) + offset_of!(c::_object__bindgen_ty_1, ob_refcnt)
     );
     same!(
         "sizeof(ob_refcnt)",
         size_of::<isize>(),
         size_of::<c::_object__bindgen_ty_1>()
     );
-    same!("_Py_IMMORTAL_REFCNT", ours::IMMORTAL_REFCNT, c::pyimmortal_oracle_IMMORTAL_REFCNT);
+    same!(
+        "_Py_IMMORTAL_REFCNT",
+        ours::IMMORTAL_REFCNT,
+        c::pyimmortal_oracle_IMMORTAL_REFCNT
+    );
 }
 
 // CPython 3.14-3.15 GIL: union { int64_t ob_refcnt_full; struct { uint32_t
@@ -93,7 +116,8 @@ mod py3_14 {
     same!(
         "offsetof(PyObject, ob_refcnt)",
         offset_of!(ObjectHead, ob_refcnt),
-        BASE + offset_of!(c::_object__bindgen_ty_1, __bindgen_anon_1) + offset_of!(Split, ob_refcnt)
+        BASE + offset_of!(c::_object__bindgen_ty_1, __bindgen_anon_1)
+            + offset_of!(Split, ob_refcnt)
     );
     same!(
         "offsetof(PyObject, ob_overflow)",
@@ -116,7 +140,11 @@ mod py3_14 {
         ours::IMMORTAL_MINIMUM_REFCNT,
         c::pyimmortal_oracle_IMMORTAL_MINIMUM_REFCNT
     );
-    same!("_Py_IMMORTAL_FLAGS", ours::IMMORTAL_FLAGS, c::pyimmortal_oracle_IMMORTAL_FLAGS);
+    same!(
+        "_Py_IMMORTAL_FLAGS",
+        ours::IMMORTAL_FLAGS,
+        c::pyimmortal_oracle_IMMORTAL_FLAGS
+    );
     same!(
         "_Py_STATICALLY_ALLOCATED_FLAG",
         ours::STATICALLY_ALLOCATED_FLAG,
@@ -129,7 +157,11 @@ mod py3_14 {
 mod ft {
     use super::*;
     use crate::refcount as ours;
-    same!("offsetof(PyObject, ob_tid)", offset_of!(ObjectHead, ob_tid), offset_of!(c::PyObject, ob_tid));
+    same!(
+        "offsetof(PyObject, ob_tid)",
+        offset_of!(ObjectHead, ob_tid),
+        offset_of!(c::PyObject, ob_tid)
+    );
     #[cfg(not(Py_3_14))]
     same!(
         "offsetof(PyObject, _padding)",
@@ -168,8 +200,24 @@ mod ft {
         ours::IMMORTAL_REFCNT_LOCAL,
         c::pyimmortal_oracle_IMMORTAL_REFCNT_LOCAL
     );
-    same!("_Py_UNOWNED_TID", ours::UNOWNED_TID, c::pyimmortal_oracle_UNOWNED_TID);
-    same!("_Py_REF_SHARED_SHIFT", ours::REF_SHARED_SHIFT, c::pyimmortal_oracle_REF_SHARED_SHIFT);
-    same!("_PyGC_BITS_TRACKED", ours::GC_BITS_TRACKED, c::pyimmortal_oracle_GC_BITS_TRACKED);
-    same!("_PyGC_BITS_DEFERRED", ours::GC_BITS_DEFERRED, c::pyimmortal_oracle_GC_BITS_DEFERRED);
+    same!(
+        "_Py_UNOWNED_TID",
+        ours::UNOWNED_TID,
+        c::pyimmortal_oracle_UNOWNED_TID
+    );
+    same!(
+        "_Py_REF_SHARED_SHIFT",
+        ours::REF_SHARED_SHIFT,
+        c::pyimmortal_oracle_REF_SHARED_SHIFT
+    );
+    same!(
+        "_PyGC_BITS_TRACKED",
+        ours::GC_BITS_TRACKED,
+        c::pyimmortal_oracle_GC_BITS_TRACKED
+    );
+    same!(
+        "_PyGC_BITS_DEFERRED",
+        ours::GC_BITS_DEFERRED,
+        c::pyimmortal_oracle_GC_BITS_DEFERRED
+    );
 }

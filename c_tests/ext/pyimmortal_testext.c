@@ -1,0 +1,138 @@
+/* A real extension module that links libpyimmortal.a; test_ext.py imports
+ * it and drives it from Python. */
+#define PY_SSIZE_T_CLEAN
+#include "pyimmortal.h"
+
+/* new_immortal(callable, builtin=False) -> (result, obj)
+ * Calls `callable()` to make a fresh object, passes it to
+ * PyUnstable_SetImmortal (or to pyimmortal's own export when `builtin` is
+ * true) while it is still uniquely referenced, and returns the result with
+ * the object. */
+static PyObject *
+new_immortal(PyObject *self, PyObject *args)
+{
+    PyObject *callable;
+    int builtin = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "O|p", &callable, &builtin)) {
+        return NULL;
+    }
+    PyObject *obj = PyObject_CallNoArgs(callable);
+    if (obj == NULL) {
+        return NULL;
+    }
+    int r = builtin ? pyimmortal_PyUnstable_SetImmortal(obj) : PyUnstable_SetImmortal(obj);
+    if (PyErr_Occurred()) {
+        Py_DECREF(obj);
+        return NULL;
+    }
+    PyObject *result = Py_BuildValue("(iO)", r, obj);
+    Py_DECREF(obj);
+    return result;
+}
+
+/* set_immortal(obj) -> int: on an object Python already holds (never
+ * uniquely referenced here, so the answer is 0). */
+static PyObject *
+set_immortal(PyObject *self, PyObject *obj)
+{
+    (void)self;
+    return PyLong_FromLong(PyUnstable_SetImmortal(obj));
+}
+
+static PyObject *
+is_immortal(PyObject *self, PyObject *obj)
+{
+    (void)self;
+    return PyBool_FromLong(PyUnstable_IsImmortal(obj));
+}
+
+/* new_deferred(callable) -> (first, second, obj) */
+static PyObject *
+new_deferred(PyObject *self, PyObject *callable)
+{
+    (void)self;
+    PyObject *obj = PyObject_CallNoArgs(callable);
+    if (obj == NULL) {
+        return NULL;
+    }
+    int first = PyUnstable_Object_EnableDeferredRefcount(obj);
+    int second = PyUnstable_Object_EnableDeferredRefcount(obj);
+    PyObject *result = Py_BuildValue("(iiO)", first, second, obj);
+    Py_DECREF(obj);
+    return result;
+}
+
+/* new_is_unique(callable) -> int: uniqueness of a fresh object. */
+static PyObject *
+new_is_unique(PyObject *self, PyObject *callable)
+{
+    (void)self;
+    PyObject *obj = PyObject_CallNoArgs(callable);
+    if (obj == NULL) {
+        return NULL;
+    }
+    int r = PyUnstable_Object_IsUniquelyReferenced(obj);
+    Py_DECREF(obj);
+    return PyLong_FromLong(r);
+}
+
+/* immortalize_lists(n, builtin=False) -> int: makes n fresh lists immortal
+ * and drops the references; returns how many calls returned 1. */
+static PyObject *
+immortalize_lists(PyObject *self, PyObject *args)
+{
+    Py_ssize_t n;
+    int builtin = 0;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "n|p", &n, &builtin)) {
+        return NULL;
+    }
+    Py_ssize_t made = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *list = PyList_New(0);
+        if (list == NULL) {
+            return NULL;
+        }
+        made += builtin ? pyimmortal_PyUnstable_SetImmortal(list)
+                        : PyUnstable_SetImmortal(list);
+        Py_DECREF(list);
+    }
+    return PyLong_FromSsize_t(made);
+}
+
+static PyObject *
+target(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyUnicode_FromString(pyimmortal_target());
+}
+
+static PyMethodDef methods[] = {
+    {"new_immortal", new_immortal, METH_VARARGS, NULL},
+    {"set_immortal", set_immortal, METH_O, NULL},
+    {"is_immortal", is_immortal, METH_O, NULL},
+    {"new_deferred", new_deferred, METH_O, NULL},
+    {"new_is_unique", new_is_unique, METH_O, NULL},
+    {"immortalize_lists", immortalize_lists, METH_VARARGS, NULL},
+    {"target", target, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "pyimmortal_testext", NULL, -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit_pyimmortal_testext(void)
+{
+    PyObject *m = PyModule_Create(&module);
+#if defined(Py_GIL_DISABLED)
+    if (m != NULL) {
+        PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
+    }
+#endif
+    return m;
+}
