@@ -120,7 +120,7 @@ fn main() {
         .clang_args(&clang_args)
         .allowlist_type("PyObject|PyVarObject")
         .allowlist_var(
-"PY_VERSION_HEX|pyimmortal_oracle_.*"
+"pyimmortal_oracle_.*"
         )
         .layout_tests(true)
         .derive_debug(false)

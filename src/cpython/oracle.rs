@@ -59,8 +59,8 @@ same!(
     c::pyimmortal_oracle_TPFLAGS_UNICODE_SUBCLASS
 );
 same!(
-    "PY_VERSION_HEX minor version",
-    (c::PY_VERSION_HEX >> 16) & 0xff,
+    "PY_MINOR_VERSION",
+    c::pyimmortal_oracle_PY_MINOR_VERSION,
     const_parse(env!("PYIMMORTAL_TARGET_MINOR"))
 );
 

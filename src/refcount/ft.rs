@@ -10,7 +10,7 @@
 
 use super::head;
 use crate::cpython::{self, PyObject};
-use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 /// `PyObject` in free-threaded CPython 3.13-3.15, `Include/object.h`.
 #[repr(C)]
@@ -60,9 +60,10 @@ fn shared(op: *mut PyObject) -> &'static AtomicIsize {
     unsafe { AtomicIsize::from_ptr(&raw mut (*head(op)).ob_ref_shared) }
 }
 
-fn gc_bits(op: *mut PyObject) -> &'static AtomicU8 {
+#[cfg(Py_3_14)]
+fn gc_bits(op: *mut PyObject) -> &'static std::sync::atomic::AtomicU8 {
     // SAFETY: as above, for `ob_gc_bits`.
-    unsafe { AtomicU8::from_ptr(&raw mut (*head(op)).ob_gc_bits) }
+    unsafe { std::sync::atomic::AtomicU8::from_ptr(&raw mut (*head(op)).ob_gc_bits) }
 }
 
 /// `_Py_IsImmortal`: a relaxed load of `ob_ref_local` equals
