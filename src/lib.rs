@@ -24,5 +24,6 @@ pub mod refcount;
 include!(concat!(env!("OUT_DIR"), "/abi_symbol.rs"));
 
 #[cfg(test)]
+#[allow(dead_code)]
 #[path = "../build/python_config.rs"]
 mod python_config;

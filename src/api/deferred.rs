@@ -22,6 +22,10 @@ use std::ffi::c_int;
 ///   collected; pyimmortal leaves the object as it is.
 /// - Thread-safe; meant to be called soon after `op` is created.
 /// - `op == NULL` returns 0.
+///
+/// # Safety
+/// `op` must be NULL or point to a live Python object, and the calling
+/// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_Object_EnableDeferredRefcount(
     op: *mut PyObject,

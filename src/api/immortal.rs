@@ -31,6 +31,10 @@ use std::ffi::c_int;
 ///
 /// Where the running interpreter exports `PyUnstable_SetImmortal`, that
 /// function is called instead (after the NULL check).
+///
+/// # Safety
+/// `op` must be NULL or point to a live Python object, and the calling
+/// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_SetImmortal(op: *mut PyObject) -> c_int {
     object_call(op, 0, |op| {
@@ -78,6 +82,10 @@ pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
 /// - 3.9-3.11 have no immortal objects: always 0.
 /// - `op == NULL` returns 0.
 /// - Requires an attached thread state.
+///
+/// # Safety
+/// `op` must be NULL or point to a live Python object, and the calling
+/// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_IsImmortal(op: *mut PyObject) -> c_int {
     object_call(op, 0, |op| {

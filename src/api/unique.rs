@@ -19,6 +19,10 @@ use std::ffi::c_int;
 ///   by another thread gives 0.
 /// - `op == NULL` returns 0.
 /// - Requires an attached thread state.
+///
+/// # Safety
+/// `op` must be NULL or point to a live Python object, and the calling
+/// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_Object_IsUniquelyReferenced(
     op: *mut PyObject,
