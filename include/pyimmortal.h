@@ -71,6 +71,10 @@ extern "C" {
  *   collected; pyimmortal leaves the object as it is.
  * - Thread-safe; meant to be called soon after `op` is created.
  * - `op == NULL` returns 0.
+ *
+ * # Safety
+ * `op` must be NULL or point to a live Python object, and the calling
+ * thread must hold an attached thread state (the GIL on GIL builds).
  */
 int pyimmortal_PyUnstable_Object_EnableDeferredRefcount(PyObject *op);
 
@@ -101,6 +105,10 @@ int pyimmortal_PyUnstable_Object_EnableDeferredRefcount(PyObject *op);
  *
  * Where the running interpreter exports `PyUnstable_SetImmortal`, that
  * function is called instead (after the NULL check).
+ *
+ * # Safety
+ * `op` must be NULL or point to a live Python object, and the calling
+ * thread must hold an attached thread state (the GIL on GIL builds).
  */
 int pyimmortal_PyUnstable_SetImmortal(PyObject *op);
 
@@ -118,6 +126,10 @@ int pyimmortal_PyUnstable_SetImmortal(PyObject *op);
  * - 3.9-3.11 have no immortal objects: always 0.
  * - `op == NULL` returns 0.
  * - Requires an attached thread state.
+ *
+ * # Safety
+ * `op` must be NULL or point to a live Python object, and the calling
+ * thread must hold an attached thread state (the GIL on GIL builds).
  */
 int pyimmortal_PyUnstable_IsImmortal(PyObject *op);
 
@@ -149,6 +161,10 @@ unsigned long pyimmortal_target_version_hex(void);
  *   by another thread gives 0.
  * - `op == NULL` returns 0.
  * - Requires an attached thread state.
+ *
+ * # Safety
+ * `op` must be NULL or point to a live Python object, and the calling
+ * thread must hold an attached thread state (the GIL on GIL builds).
  */
 int pyimmortal_PyUnstable_Object_IsUniquelyReferenced(PyObject *op);
 
