@@ -52,7 +52,13 @@ fn main() {
     }
 
     let python = env_var(PYTHON_ENV).unwrap_or_else(|| "python3".to_string());
-    let config = probe(&python);
+    let mut config = probe(&python);
+    // Layout check only: read this GIL interpreter's headers as the
+    // free-threaded build of the same version would (Py_GIL_DISABLED
+    // defined). The library built this way cannot be used with `python`.
+    if env_var("PYIMMORTAL_ASSUME_FREE_THREADED").as_deref() == Some("1") {
+        config.gil_disabled = true;
+    }
     if env_var("PYIMMORTAL_PRINT_CONFIG").is_some() {
         fail(&format!("{config:#?}"));
     }
@@ -143,6 +149,7 @@ fn main() {
             .file("src/cpython/thread_id.c")
             .include(&config.include)
             .include(&config.platinclude)
+            .define("Py_GIL_DISABLED", "1")
             .warnings(true)
             .extra_warnings(true)
             .warnings_into_errors(true);

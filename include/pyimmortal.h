@@ -49,6 +49,26 @@ extern const volatile unsigned char PYIMMORTAL_ABI_SYMBOL;
 #define PYIMMORTAL_ABI_CHECK() ((void)PYIMMORTAL_ABI_SYMBOL)
 
 
+/**
+ * Major version of pyimmortal.
+ */
+#define PYIMMORTAL_VERSION_MAJOR 0
+
+/**
+ * Minor version of pyimmortal.
+ */
+#define PYIMMORTAL_VERSION_MINOR 1
+
+/**
+ * Patch version of pyimmortal.
+ */
+#define PYIMMORTAL_VERSION_PATCH 0
+
+/**
+ * `MAJOR * 10000 + MINOR * 100 + PATCH`, for `#if` comparisons.
+ */
+#define PYIMMORTAL_VERSION_NUMBER (((PYIMMORTAL_VERSION_MAJOR * 10000) + (PYIMMORTAL_VERSION_MINOR * 100)) + PYIMMORTAL_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus

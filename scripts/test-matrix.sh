@@ -21,7 +21,7 @@ out="$repo/_build/matrix"
 mkdir -p "$out"
 CACHE=${PYIMMORTAL_CACHE:-$HOME/.cache/pyimmortal}
 export PYIMMORTAL_CACHE=$CACHE
-SUITES=(rust embed ext headers abi)
+SUITES=(layout layout-ft rust embed ext headers abi)
 start=$(date +%s)
 
 scripts/setup-host.sh || { echo "test-matrix: host setup failed" >&2; exit 1; }
@@ -31,9 +31,10 @@ repo_status=passed
 {
     cargo fmt --all -- --check &&
     cargo clippy --locked --all-targets -- -D warnings &&
-    scripts/regen-header.sh --check
+    scripts/regen-header.sh --check &&
+    scripts/check-unverified.sh
 } >"$out/repo.log" 2>&1 || { repo_status=failed; tail -n 40 "$out/repo.log"; }
-echo "[repo] fmt, clippy, header freshness: $repo_status"
+echo "[repo] fmt, clippy, header freshness, unverified targets refused: $repo_status"
 
 # --- the interpreters -------------------------------------------------------
 rows=()   # name|where|python
@@ -102,7 +103,7 @@ table="$out/table.md"
 {
     printf '| interpreter | %s |\n' "$(IFS='|'; echo "${SUITES[*]}" | sed 's/|/ | /g')"
     printf '|---|%s\n' "$(for _ in "${SUITES[@]}"; do printf -- '---|'; done)"
-    printf '| (repository: fmt, clippy, header) | %s |\n' "$repo_status"
+    printf '| (repository: fmt, clippy, header, unverified targets) | %s |\n' "$repo_status"
     for row in "${rows[@]}"; do
         IFS='|' read -r name where py <<<"$row"
         if [ -n "${PYIMMORTAL_MATRIX_FILTER:-}" ] && ! [[ $name =~ $PYIMMORTAL_MATRIX_FILTER ]]; then

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # test-one.sh PYTHON BUILD_DIR: runs every suite for one interpreter and
 # writes "suite status" lines (passed / failed / skipped) to BUILD_DIR/results.
-#   rust     cargo test: unit tests, plus the layout oracle, which is
-#            compiled against this interpreter's headers
+#   layout     the layout oracle: the library compiled against this
+#              interpreter's own headers (src/cpython/oracle.rs compares every
+#              size, offset and constant with bindgen's reading of them)
+#   layout-ft  the same for the free-threaded layout of this version, read
+#              from these headers with Py_GIL_DISABLED defined (GIL 3.13+)
+#   rust       cargo test: unit tests, and ctest (systest/) checking the
+#              header's constants against the Rust definitions
 #   embed    C programs embedding the interpreter, one per API area
 #   ext      a real extension module imported by the interpreter
 #   headers  pyimmortal.h as C99, C11, C++11, C++20 with -Werror -pedantic
@@ -20,8 +25,32 @@ record() { echo "$1 $2" >>"$results"; log "$1: $2"; }
 
 export PYIMMORTAL_PYTHON="$py"
 
+if cargo build --locked --quiet --lib --manifest-path "$repo/Cargo.toml" \
+    --target-dir "$build/cargo-layout" >"$build/layout.log" 2>&1; then
+    record layout passed
+else
+    record layout failed
+    tail -n 40 "$build/layout.log"
+fi
+
+ft_variant=$("$py" -c 'import sys, sysconfig; print(int(sys.version_info >= (3, 13) and not sysconfig.get_config_var("Py_GIL_DISABLED")))')
+if [ "$ft_variant" = 1 ]; then
+    if PYIMMORTAL_ASSUME_FREE_THREADED=1 cargo build --locked --quiet --lib \
+        --manifest-path "$repo/Cargo.toml" --target-dir "$build/cargo-layout-ft" \
+        >"$build/layout-ft.log" 2>&1; then
+        record layout-ft passed
+    else
+        record layout-ft failed
+        tail -n 40 "$build/layout-ft.log"
+    fi
+else
+    record layout-ft skipped
+fi
+
 if cargo test --locked --quiet --manifest-path "$repo/Cargo.toml" \
-    --target-dir "$build/cargo-test" >"$build/rust.log" 2>&1; then
+    --target-dir "$build/cargo-test" >"$build/rust.log" 2>&1 &&
+   cargo test --locked --quiet --manifest-path "$repo/systest/Cargo.toml" \
+    --target-dir "$build/cargo-systest" >>"$build/rust.log" 2>&1; then
     record rust passed
 else
     record rust failed

@@ -15,6 +15,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_snake_case)]
 
+pub mod abi;
 pub mod api;
 pub mod cpython;
 pub mod guard;

@@ -15,9 +15,9 @@ pub struct PyObject {
 }
 
 /// `Py_TPFLAGS_HAVE_GC` (`Include/object.h`).
-pub const TPFLAGS_HAVE_GC: c_ulong = 1 << 14;
+pub(crate) const TPFLAGS_HAVE_GC: c_ulong = 1 << 14;
 /// `Py_TPFLAGS_UNICODE_SUBCLASS` (`Include/object.h`).
-pub const TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28;
+pub(crate) const TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28;
 
 extern "C" {
     // Stable ABI since 3.2.

@@ -28,22 +28,22 @@ pub struct ObjectHead {
 
 /// `_Py_IMMORTAL_REFCNT_LOCAL`: `UINT32_MAX` (`Include/object.h` 3.13,
 /// `Include/refcount.h` 3.14+).
-pub const IMMORTAL_REFCNT_LOCAL: u32 = u32::MAX;
+pub(crate) const IMMORTAL_REFCNT_LOCAL: u32 = u32::MAX;
 /// `_Py_UNOWNED_TID` (`Include/object.h`).
-pub const UNOWNED_TID: usize = 0;
+pub(crate) const UNOWNED_TID: usize = 0;
 /// `_Py_REF_SHARED_SHIFT`: the shared count sits above two flag bits.
-pub const REF_SHARED_SHIFT: u32 = 2;
+pub(crate) const REF_SHARED_SHIFT: u32 = 2;
 /// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
-pub const GC_BITS_TRACKED: u8 = 1;
+pub(crate) const GC_BITS_TRACKED: u8 = 1;
 /// `_PyGC_BITS_DEFERRED` (`Include/internal/pycore_gc.h`, 3.13+).
-pub const GC_BITS_DEFERRED: u8 = 64;
+pub(crate) const GC_BITS_DEFERRED: u8 = 64;
 /// `_Py_REF_DEFERRED`: `PY_SSIZE_T_MAX / 8`, the bias that deferred objects
 /// carry in `ob_ref_shared` (`Include/internal/pycore_object.h` 3.14+,
 /// gh-123619).
 #[cfg(Py_3_14)]
-pub const REF_DEFERRED: isize = isize::MAX / 8;
+pub(crate) const REF_DEFERRED: isize = isize::MAX / 8;
 
-pub const HAS_IMMORTALITY: bool = true;
+pub(crate) const HAS_IMMORTALITY: bool = true;
 
 fn tid(op: *mut PyObject) -> &'static AtomicUsize {
     // SAFETY: `ob_tid` is a naturally aligned word of a live object.

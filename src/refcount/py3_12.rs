@@ -20,9 +20,9 @@ pub struct ObjectHead {
 
 /// `_Py_IMMORTAL_REFCNT` on 64-bit builds: `UINT_MAX` (`Include/object.h`
 /// 3.12 and 3.13; removed in 3.14 by gh-125174).
-pub const IMMORTAL_REFCNT: isize = u32::MAX as isize;
+pub(crate) const IMMORTAL_REFCNT: isize = u32::MAX as isize;
 
-pub const HAS_IMMORTALITY: bool = true;
+pub(crate) const HAS_IMMORTALITY: bool = true;
 
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`.
 ///

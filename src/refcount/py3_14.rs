@@ -23,17 +23,17 @@ pub struct ObjectHead {
 
 /// `_Py_IMMORTAL_INITIAL_REFCNT`: `3ULL << 30` (`Include/refcount.h`,
 /// gh-125174).
-pub const IMMORTAL_INITIAL_REFCNT: u32 = 3 << 30;
+pub(crate) const IMMORTAL_INITIAL_REFCNT: u32 = 3 << 30;
 /// `_Py_IMMORTAL_MINIMUM_REFCNT`: `1ULL << 31` (`Include/refcount.h`).
-pub const IMMORTAL_MINIMUM_REFCNT: u32 = 1 << 31;
+pub(crate) const IMMORTAL_MINIMUM_REFCNT: u32 = 1 << 31;
 /// `_Py_IMMORTAL_FLAGS`: bit 0 of `ob_flags` (`Include/refcount.h` in 3.14,
 /// `Include/object.h` in 3.15).
-pub const IMMORTAL_FLAGS: u16 = 1;
+pub(crate) const IMMORTAL_FLAGS: u16 = 1;
 /// `_Py_STATICALLY_ALLOCATED_FLAG` (`Include/refcount.h` 3.14,
 /// `Include/object.h` 3.15).
-pub const STATICALLY_ALLOCATED_FLAG: u16 = 4;
+pub(crate) const STATICALLY_ALLOCATED_FLAG: u16 = 4;
 
-pub const HAS_IMMORTALITY: bool = true;
+pub(crate) const HAS_IMMORTALITY: bool = true;
 
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`, i.e. at least
 /// `_Py_IMMORTAL_MINIMUM_REFCNT`.

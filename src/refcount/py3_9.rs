@@ -16,7 +16,7 @@ pub struct ObjectHead {
 }
 
 /// No immortality before 3.12 (PEP 683, gh-84436).
-pub const HAS_IMMORTALITY: bool = false;
+pub(crate) const HAS_IMMORTALITY: bool = false;
 
 /// Always false: nothing is immortal before 3.12.
 ///
