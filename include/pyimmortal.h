@@ -154,6 +154,102 @@ int pyimmortal_PyUnstable_SetImmortal(PyObject *op);
 int pyimmortal_PyUnstable_IsImmortal(PyObject *op);
 
 /**
+ * Makes `op` immortal if the calling thread may, even when `op` is not
+ * uniquely referenced. Idempotent.
+ *
+ * - Returns 1 if `op` is immortal when the call returns (made immortal
+ *   now, or immortal already), 0 if it was refused. Never sets an
+ *   exception; [`pyimmortal_ImmortalizeChecked`] says why.
+ * - `op` is a borrowed reference; references held elsewhere stay valid and
+ *   never need to be released.
+ * - GIL builds (3.12+): the caller holds the GIL; any reference count is
+ *   accepted.
+ * - Free-threaded builds: `op` must be owned by the calling thread, its
+ *   shared count must be 0 (no reference taken by another thread, no
+ *   weakref, queued or merged flag), deferred reference counting must be
+ *   off, and if the owner holds more than one reference no other thread may
+ *   exist in the interpreter.
+ * - Refused everywhere: `str` (intern it instead); on 3.14+ `dict` and
+ *   subclasses, which must stay GC-tracked (gh-153051); everything on
+ *   3.9-3.11, which have no immortal objects.
+ * - On success the object leaves the cyclic GC (dicts on 3.12 and 3.13 stay
+ *   tracked), is never deallocated, and is listed by the registry
+ *   (`pyimmortal_Registry_*`). On debug builds its references are taken out
+ *   of the total refcount.
+ * - An object that is immortal by CPython's test but not fully encoded
+ *   (after `Py_SET_REFCNT` with a huge count, for example) is completed.
+ * - `op == NULL` returns 0.
+ *
+ * # Safety
+ * `op` must be NULL or point to a live Python object, and the calling
+ * thread must hold an attached thread state (the GIL on GIL builds).
+ */
+int pyimmortal_Immortalize(PyObject *op);
+
+/**
+ * The checked variant of [`pyimmortal_Immortalize`], in CPython's error
+ * convention.
+ *
+ * - Returns 0 on success (made immortal now, or immortal already).
+ * - Returns -1 with an exception set otherwise:
+ *   - `TypeError` for `str` (the message points to interning) and, on
+ *     3.14+, for `dict`;
+ *   - `RuntimeError` on free-threaded builds when the object is owned by
+ *     another thread, is referenced by other threads, uses deferred
+ *     reference counting, or has several references while other threads
+ *     exist;
+ *   - `NotImplementedError` on CPython 3.9-3.11 (no immortal objects);
+ *   - `SystemError` for `op == NULL`;
+ *   - `RuntimeError` when the library was built for another CPython.
+ * - `op` is a borrowed reference. Same rules as [`pyimmortal_Immortalize`].
+ *
+ * # Safety
+ * `op` must be NULL or point to a live Python object, and the calling
+ * thread must hold an attached thread state (the GIL on GIL builds).
+ */
+int pyimmortal_ImmortalizeChecked(PyObject *op);
+
+/**
+ * Number of objects that this copy of pyimmortal made immortal (with
+ * `pyimmortal_Immortalize` or `pyimmortal_ImmortalizeChecked`) in the
+ * current interpreter.
+ *
+ * - Returns the count (0 or more). Never sets an exception.
+ * - Requires an attached thread state.
+ * - Objects that were immortal already when passed in are not counted.
+ */
+Py_ssize_t pyimmortal_Registry_Count(void);
+
+/**
+ * Calls `visit(obj, arg)` for every registered object of the current
+ * interpreter, in the order they were made immortal, like a
+ * `tp_traverse` visit.
+ *
+ * - Each `obj` is a borrowed reference, valid for the life of the process
+ *   (immortal objects are never freed).
+ * - If `visit` returns non-zero, the walk stops and that value is returned;
+ *   otherwise returns 0. Sets no exception itself.
+ * - `visit == NULL` returns -1 with `SystemError` set.
+ * - `visit` may call pyimmortal functions, including this one.
+ * - Requires an attached thread state.
+ *
+ * # Safety
+ * `visit` must be NULL or a valid function; it receives `arg` unchanged.
+ */
+int pyimmortal_Registry_Visit(visitproc visit, void *arg);
+
+/**
+ * Whether `op` is in the registry of the current interpreter.
+ *
+ * - Returns 1 or 0; `op == NULL` returns 0. Never sets an exception.
+ * - Requires an attached thread state.
+ *
+ * # Safety
+ * `op` is only compared, never dereferenced.
+ */
+int pyimmortal_Registry_Contains(PyObject *op);
+
+/**
  * The CPython target this copy of the library was built for, as a static
  * NUL-terminated string such as `"3.14"` or `"3.14t"`. Never NULL; needs
  * no thread state.
@@ -203,6 +299,16 @@ int pyimmortal_PyUnstable_Object_IsUniquelyReferenced(PyObject *op);
     (PYIMMORTAL_ABI_CHECK(), (pyimmortal_PyUnstable_Object_EnableDeferredRefcount)(op))
 #define pyimmortal_PyUnstable_Object_IsUniquelyReferenced(op) \
     (PYIMMORTAL_ABI_CHECK(), (pyimmortal_PyUnstable_Object_IsUniquelyReferenced)(op))
+#define pyimmortal_Immortalize(op) \
+    (PYIMMORTAL_ABI_CHECK(), (pyimmortal_Immortalize)(op))
+#define pyimmortal_ImmortalizeChecked(op) \
+    (PYIMMORTAL_ABI_CHECK(), (pyimmortal_ImmortalizeChecked)(op))
+#define pyimmortal_Registry_Count() \
+    (PYIMMORTAL_ABI_CHECK(), (pyimmortal_Registry_Count)())
+#define pyimmortal_Registry_Visit(visit, arg) \
+    (PYIMMORTAL_ABI_CHECK(), (pyimmortal_Registry_Visit)(visit, arg))
+#define pyimmortal_Registry_Contains(op) \
+    (PYIMMORTAL_ABI_CHECK(), (pyimmortal_Registry_Contains)(op))
 
 /* ---- CPython's names ---------------------------------------------------
  * Where the target's Python.h lacks one of CPython's functions, its name is

@@ -5,8 +5,8 @@
 //! [`crate::cpython::runtime::target_matches`]); and a panic never crosses
 //! into C: it is caught and also turned into that result.
 
-use crate::cpython::{runtime, PyObject};
-use std::ffi::c_int;
+use crate::cpython::{self, runtime, Exception, PyObject};
+use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs `body` on a non-NULL `op`, or returns `refused`.
@@ -26,6 +26,45 @@ pub fn object_call(
         }
     }))
     .unwrap_or(refused)
+}
+
+/// The guard for functions in CPython's error convention: runs `body` on a
+/// non-NULL `op` and returns 0, or returns -1 with an exception set: the
+/// body's own, `SystemError` for NULL or a panic, `RuntimeError` for a
+/// library built for another CPython.
+///
+/// # Safety
+/// The calling thread must be attached (exceptions are set).
+pub unsafe fn checked_call(
+    op: *mut PyObject,
+    body: impl FnOnce(*mut PyObject) -> Result<(), (Exception, &'static CStr)>,
+) -> c_int {
+    let failed = |exc: Exception, msg: &CStr| {
+        // SAFETY: attached thread (caller's contract).
+        unsafe { cpython::set_error(exc, msg) };
+        -1
+    };
+    if op.is_null() {
+        return failed(Exception::SystemError, c"pyimmortal: NULL object");
+    }
+    match catch_unwind(AssertUnwindSafe(|| {
+        if runtime::target_matches() {
+            Some(body(op))
+        } else {
+            None
+        }
+    })) {
+        Ok(Some(Ok(()))) => 0,
+        Ok(Some(Err((exc, msg)))) => failed(exc, msg),
+        Ok(None) => failed(
+            Exception::RuntimeError,
+            c"pyimmortal: the library was built for another CPython version or flavor",
+        ),
+        Err(_) => failed(
+            Exception::SystemError,
+            c"pyimmortal: internal error (panic)",
+        ),
+    }
 }
 
 #[cfg(test)]

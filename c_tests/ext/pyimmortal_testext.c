@@ -101,6 +101,54 @@ immortalize_lists(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(made);
 }
 
+/* immortalize(obj) -> None, or raises the reason pyimmortal refused. */
+static PyObject *
+immortalize(PyObject *self, PyObject *obj)
+{
+    (void)self;
+    if (pyimmortal_ImmortalizeChecked(obj) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* immortalize_shared_lists(n) -> int: makes n lists immortal while each has
+ * three references, then drops them all; returns how many succeeded. */
+static PyObject *
+immortalize_shared_lists(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    if (n < 0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *holder = PyList_New(0);
+    if (holder == NULL) {
+        return NULL;
+    }
+    Py_ssize_t made = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *list = PyList_New(0);
+        if (list == NULL || PyList_Append(holder, list) < 0 || PyList_Append(holder, list) < 0) {
+            Py_XDECREF(list);
+            Py_DECREF(holder);
+            return NULL;
+        }
+        made += pyimmortal_Immortalize(list);
+        Py_DECREF(list);
+    }
+    Py_DECREF(holder);
+    return PyLong_FromSsize_t(made);
+}
+
+static PyObject *
+registry_count(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromSsize_t(pyimmortal_Registry_Count());
+}
+
 static PyObject *
 target(PyObject *self, PyObject *unused)
 {
@@ -116,6 +164,9 @@ static PyMethodDef methods[] = {
     {"new_deferred", new_deferred, METH_O, NULL},
     {"new_is_unique", new_is_unique, METH_O, NULL},
     {"immortalize_lists", immortalize_lists, METH_VARARGS, NULL},
+    {"immortalize", immortalize, METH_O, NULL},
+    {"immortalize_shared_lists", immortalize_shared_lists, METH_O, NULL},
+    {"registry_count", registry_count, METH_NOARGS, NULL},
     {"target", target, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

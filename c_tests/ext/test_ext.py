@@ -91,12 +91,50 @@ def test_deferred():
     assert ref() is None, "a deferred object must stay collectable"
 
 
+def test_immortalize():
+    """pyimmortal's own call: an object Python holds in several places."""
+    x = Thing()
+    holders = [x, x]
+    before = ext.registry_count()
+    if not HAS_IMMORTALITY:
+        try:
+            ext.immortalize(x)
+        except NotImplementedError as e:
+            assert "3.12" in str(e), e
+        else:
+            raise AssertionError("expected NotImplementedError")
+        assert ext.registry_count() == before
+        return
+    assert ext.immortalize(x) is None
+    assert ext.is_immortal(x)
+    if hasattr(sys, "_is_immortal"):
+        assert sys._is_immortal(x)
+    assert not gc.is_tracked(x)
+    assert ext.registry_count() == before + 1
+    assert ext.immortalize(x) is None  # idempotent
+    assert ext.registry_count() == before + 1
+    try:
+        ext.immortalize(fresh_str())
+    except TypeError as e:
+        assert "intern" in str(e), e
+    else:
+        raise AssertionError("expected TypeError for str")
+    ref = weakref.ref(x)
+    del x, holders
+    gc.collect()
+    assert ref() is not None and ref().payload == [1, 2, 3]
+
+
 SHOWREFCOUNT = re.compile(r"\[(-?\d+) refs, (-?\d+) blocks\]")
 
 
-def totals_after(n, builtin):
-    code = "import pyimmortal_testext as e; assert e.immortalize_lists(%d, %s) == %d" % (
-        n, builtin, n)
+def totals_after(n, builtin, shared=False):
+    if shared:
+        code = "import pyimmortal_testext as e; assert e.immortalize_shared_lists(%d) == %d" % (
+            n, n)
+    else:
+        code = "import pyimmortal_testext as e; assert e.immortalize_lists(%d, %s) == %d" % (
+            n, builtin, n)
     p = subprocess.run([sys.executable, "-X", "showrefcount", "-c", code],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -120,9 +158,23 @@ def test_debug_totals(builtin):
     assert refs1 - refs0 == (n if cpython_own else 0)
 
 
+def test_debug_totals_shared():
+    """pyimmortal_Immortalize on objects with three references each: all
+    three leave the total, so the refs at exit balance again."""
+    n = 200
+    refs0, blocks0 = totals_after(0, False, shared=True)
+    refs1, blocks1 = totals_after(n, False, shared=True)
+    print("    showrefcount: %d immortal lists with 3 references -> %+d refs, %+d blocks "
+          "(pyimmortal_Immortalize)" % (n, refs1 - refs0, blocks1 - blocks0))
+    assert blocks1 - blocks0 == n
+    assert refs1 - refs0 == 0
+
+
 def main():
     tests = [("target", test_target, ()), ("unique", test_unique, ()),
-             ("deferred", test_deferred, ())]
+             ("deferred", test_deferred, ()), ("immortalize", test_immortalize, ())]
+    if DEBUG and HAS_IMMORTALITY:
+        tests.append(("debug totals, shared objects", test_debug_totals_shared, ()))
     for builtin in (False, True):
         tests.append(("immortal builtin=%s" % builtin, test_immortal, (builtin,)))
         tests.append(("refusals builtin=%s" % builtin, test_refusals, (builtin,)))

@@ -2,5 +2,7 @@
 
 pub mod deferred;
 pub mod immortal;
+pub mod immortalize;
+pub mod registry;
 pub mod target;
 pub mod unique;

@@ -18,6 +18,21 @@ pub struct PyObject {
 pub(crate) const TPFLAGS_HAVE_GC: c_ulong = 1 << 14;
 /// `Py_TPFLAGS_UNICODE_SUBCLASS` (`Include/object.h`).
 pub(crate) const TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28;
+/// `Py_TPFLAGS_DICT_SUBCLASS` (`Include/object.h`).
+pub(crate) const TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29;
+
+/// `visitproc` (`Include/object.h`).
+pub type visitproc = Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>;
+
+/// Opaque `PyInterpreterState` / `PyThreadState`.
+#[repr(C)]
+pub struct PyInterpreterState {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct PyThreadState {
+    _private: [u8; 0],
+}
 
 extern "C" {
     // Stable ABI since 3.2.
@@ -26,6 +41,98 @@ extern "C" {
     fn PyObject_GC_IsTracked(op: *mut PyObject) -> c_int;
     fn PyObject_GC_UnTrack(op: *mut c_void);
     fn Py_GetVersion() -> *const std::ffi::c_char;
+    fn PyErr_SetString(exc: *mut PyObject, msg: *const std::ffi::c_char);
+    fn PyErr_Occurred() -> *mut PyObject;
+    fn PyInterpreterState_Get() -> *mut PyInterpreterState;
+    fn PyInterpreterState_GetID(interp: *mut PyInterpreterState) -> i64;
+    fn PyInterpreterState_ThreadHead(interp: *mut PyInterpreterState) -> *mut PyThreadState;
+    fn PyThreadState_Next(t: *mut PyThreadState) -> *mut PyThreadState;
+    fn PyThreadState_Get() -> *mut PyThreadState;
+    fn Py_AtExit(func: Option<extern "C" fn()>) -> c_int;
+    static mut PyExc_TypeError: *mut PyObject;
+    static mut PyExc_RuntimeError: *mut PyObject;
+    static mut PyExc_SystemError: *mut PyObject;
+    static mut PyExc_NotImplementedError: *mut PyObject;
+}
+
+/// The exceptions pyimmortal raises.
+#[derive(Debug, Clone, Copy)]
+pub enum Exception {
+    TypeError,
+    RuntimeError,
+    SystemError,
+    NotImplementedError,
+}
+
+/// `PyErr_SetString(exc, msg)`.
+///
+/// # Safety
+/// The calling thread must be attached.
+pub unsafe fn set_error(exc: Exception, msg: &std::ffi::CStr) {
+    // SAFETY: the exception objects are static; attached thread.
+    unsafe {
+        let e = match exc {
+            Exception::TypeError => PyExc_TypeError,
+            Exception::RuntimeError => PyExc_RuntimeError,
+            Exception::SystemError => PyExc_SystemError,
+            Exception::NotImplementedError => PyExc_NotImplementedError,
+        };
+        PyErr_SetString(e, msg.as_ptr());
+    }
+}
+
+/// Whether an exception is set.
+///
+/// # Safety
+/// The calling thread must be attached.
+pub unsafe fn error_occurred() -> bool {
+    // SAFETY: attached thread.
+    unsafe { !PyErr_Occurred().is_null() }
+}
+
+/// `PyInterpreterState_GetID(PyInterpreterState_Get())`.
+///
+/// # Safety
+/// The calling thread must be attached.
+pub unsafe fn interpreter_id() -> i64 {
+    // SAFETY: attached thread.
+    unsafe { PyInterpreterState_GetID(PyInterpreterState_Get()) }
+}
+
+/// Whether the current interpreter has a thread state other than the
+/// calling thread's.
+///
+/// # Safety
+/// The calling thread must be attached.
+pub unsafe fn other_threads_exist() -> bool {
+    // SAFETY: attached thread; the list is walked as PyThreadState_Next
+    // allows.
+    unsafe {
+        let me = PyThreadState_Get();
+        let mut t = PyInterpreterState_ThreadHead(PyInterpreterState_Get());
+        while !t.is_null() {
+            if t != me {
+                return true;
+            }
+            t = PyThreadState_Next(t);
+        }
+    }
+    false
+}
+
+/// `Py_AtExit(func)`: runs `func` at the end of `Py_FinalizeEx`.
+pub fn at_exit(func: extern "C" fn()) -> bool {
+    // SAFETY: may be called at any time; stores the pointer.
+    unsafe { Py_AtExit(Some(func)) == 0 }
+}
+
+/// `PyDict_Check(op)`: `dict` or a subclass.
+///
+/// # Safety
+/// `op` must be a live object.
+pub unsafe fn is_dict(op: *mut PyObject) -> bool {
+    // SAFETY: live object, hence a live type.
+    unsafe { PyType_GetFlags(crate::refcount::type_of(op)) & TPFLAGS_DICT_SUBCLASS != 0 }
 }
 
 #[cfg(Py_GIL_DISABLED)]

@@ -143,3 +143,49 @@ pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
     shared(op).fetch_add(REF_DEFERRED << REF_SHARED_SHIFT, Relaxed);
     true
 }
+
+/// Decides whether the calling thread may immortalize `op` although it may
+/// not be uniquely referenced, and returns its count of references.
+///
+/// The calling thread must own `op`; nothing may sit in the shared count
+/// (no reference from another thread, no weakref, queued or merged flag, no
+/// deferred bias: another thread's decref could then race with the stores
+/// of `write_immortal`); and if the owner holds more than one reference, no
+/// other thread may exist in the interpreter, since one of those references
+/// might have been handed to it.
+///
+/// # Safety
+/// `op` must point to a live object; the calling thread must be attached.
+pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
+    use super::Refusal;
+    if tid(op).load(Relaxed) != cpython::thread_id() {
+        return Err(Refusal::NotOwned);
+    }
+    // SAFETY: `ob_gc_bits` of a live object.
+    let bits = unsafe { std::sync::atomic::AtomicU8::from_ptr(&raw mut (*head(op)).ob_gc_bits) };
+    if bits.load(Relaxed) & GC_BITS_DEFERRED != 0 {
+        return Err(Refusal::Deferred);
+    }
+    if shared(op).load(Relaxed) != 0 {
+        return Err(Refusal::SharedWithThreads);
+    }
+    let count = local(op).load(Relaxed);
+    // SAFETY: attached thread.
+    if count > 1 && unsafe { cpython::other_threads_exist() } {
+        return Err(Refusal::OtherThreadsExist);
+    }
+    Ok(count as isize)
+}
+
+/// Completes the encoding of an object that is immortal by the
+/// `_Py_IsImmortal` test but still owned by the calling thread: free-threaded
+/// `Py_SET_REFCNT(op, UINT32_MAX)` stores exactly `UINT32_MAX` in
+/// `ob_ref_local` and leaves `ob_tid` set (`Include/refcount.h`), whereas
+/// an immortal is unowned.
+///
+/// # Safety
+/// `op` must be live and immortal; the calling thread must be attached.
+pub unsafe fn normalize_immortal(op: *mut PyObject) {
+    let me = cpython::thread_id();
+    let _ = tid(op).compare_exchange(me, UNOWNED_TID, Relaxed, Relaxed);
+}

@@ -59,3 +59,29 @@ pub unsafe fn write_immortal(op: *mut PyObject) {
 pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
     false
 }
+
+/// Under the GIL the caller may immortalize an object whatever its count;
+/// every one of its references was counted in a debug build's total.
+///
+/// # Safety
+/// `op` must point to a live object and the caller must hold the GIL.
+pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
+    // SAFETY: live object, GIL held.
+    Ok(unsafe { (*head(op)).ob_refcnt })
+}
+
+/// Restores the canonical encoding of an object that is immortal by the
+/// `_Py_IsImmortal` test but holds another value (for example after
+/// `Py_SET_REFCNT(op, 1 << 31)`, or increfs from pre-3.12 binaries that
+/// carried into the high half).
+///
+/// # Safety
+/// `op` must be live and immortal; GIL held.
+pub unsafe fn normalize_immortal(op: *mut PyObject) {
+    // SAFETY: per the contract above.
+    unsafe {
+        if (*head(op)).ob_refcnt != IMMORTAL_REFCNT {
+            (*head(op)).ob_refcnt = IMMORTAL_REFCNT;
+        }
+    }
+}

@@ -76,3 +76,35 @@ pub unsafe fn write_immortal(op: *mut PyObject) {
 pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
     false
 }
+
+/// Under the GIL the caller may immortalize an object whatever its count;
+/// every one of its references was counted in a debug build's total.
+///
+/// # Safety
+/// `op` must point to a live object and the caller must hold the GIL.
+pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
+    // SAFETY: live object, GIL held.
+    Ok(unsafe { (*head(op)).ob_refcnt } as isize)
+}
+
+/// Gives an object that is immortal by the `_Py_IsImmortal` test but lacks
+/// `_Py_IMMORTAL_FLAGS` (for example after `Py_SET_REFCNT(op, 1 << 31)`)
+/// the full encoding, so that the interpreter's stack references stop
+/// counting it (`Include/internal/pycore_stackref.h`). Statically allocated
+/// objects are left alone.
+///
+/// # Safety
+/// `op` must be live and immortal; GIL held.
+pub unsafe fn normalize_immortal(op: *mut PyObject) {
+    // SAFETY: per the contract above.
+    unsafe {
+        let h = head(op);
+        if (*h).ob_flags & STATICALLY_ALLOCATED_FLAG != 0 {
+            return;
+        }
+        (*h).ob_flags |= IMMORTAL_FLAGS;
+        if (*h).ob_refcnt < IMMORTAL_INITIAL_REFCNT {
+            (*h).ob_refcnt = IMMORTAL_INITIAL_REFCNT;
+        }
+    }
+}

@@ -50,3 +50,19 @@ pub unsafe fn write_immortal(_op: *mut PyObject) {
 pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
     false
 }
+
+/// References to remove from a debug build's total when immortalizing.
+///
+/// # Safety
+/// `op` must point to a live object and the caller must hold the GIL.
+pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
+    // SAFETY: live object, GIL held.
+    let _ = unsafe { (*head(op)).ob_refcnt };
+    Err(super::Refusal::NoImmortality)
+}
+
+/// Nothing is immortal before 3.12.
+///
+/// # Safety
+/// Not callable in practice; see [`HAS_IMMORTALITY`].
+pub unsafe fn normalize_immortal(_op: *mut PyObject) {}

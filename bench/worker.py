@@ -1,0 +1,190 @@
+"""Runs one benchmark configuration in a fresh interpreter and prints JSON.
+
+Started by bench/run.py with the interpreter under test:
+
+    python worker.py --build-dir DIR --kernel K --mode M --threads N \
+        --iterations I [--repeats R] [--calibrate]
+    python worker.py --build-dir DIR --probe WHEN --mode M
+
+A timing run builds the shared object in the requested mode before any thread
+exists, runs a short warm-up in one thread, then times the same fixed work
+per thread with 1 thread and with N threads. Each timed run starts its
+threads, lets each build its per-thread objects, releases them all at once
+with a threading.Barrier and stops the clock when the last one has been
+joined.
+
+A probe builds a ``Callable`` in the requested mode, takes a weak reference,
+optionally starts a thread (before or after building it), then drops the
+last reference and runs gc.collect(): it reports the free-threaded header
+fields along the way and whether the object was collected.
+"""
+
+import argparse
+import gc
+import json
+import os
+import sys
+import threading
+import time
+import weakref
+
+UINT32_MAX = 0xFFFFFFFF
+
+
+def load(build_dir):
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    sys.path.insert(0, os.path.abspath(build_dir))
+    import kernels
+    import pyimmortal_bench
+    return pyimmortal_bench, kernels
+
+
+def setup(bench, kernels, kernel, mode):
+    """Builds the kernel's shared object; returns (result, obj, loop,
+    per_thread) where per_thread makes a thread's own loop argument."""
+    if kernel in ("capsule", "capsule-gc"):
+        result, obj = bench.make_capsule(mode, kernel == "capsule-gc")
+        return result, obj, kernels.capsule_loop, bench.capsule_caller
+    if kernel == "callable":
+        result, obj = bench.make_callable(mode)
+        kernels.CALLABLE = obj
+        return result, obj, kernels.callable_loop, None
+    if kernel == "singleton":
+        result, tp, obj = bench.make_singleton(mode)
+        kernels.SINGLETON_TYPE = tp
+        kernels.SINGLETON = obj
+        return result, obj, kernels.singleton_loop, None
+    if kernel == "ceiling":
+        # Nothing shared: every thread builds its own capsule and function.
+        return None, None, kernels.capsule_loop, bench.ceiling_caller
+    raise SystemExit("unknown kernel %r" % kernel)
+
+
+def run_threads(nthreads, iterations, loop, per_thread):
+    """Runs loop(iterations, arg) in nthreads threads released together;
+    returns the wall time from the release to the last join."""
+    barrier = threading.Barrier(nthreads + 1)
+    errors = []
+
+    def body():
+        try:
+            arg = per_thread() if per_thread is not None else None
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+            barrier.abort()
+            return
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return
+        try:
+            loop(iterations, arg)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=body) for _ in range(nthreads)]
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait()
+    except threading.BrokenBarrierError:
+        pass
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def start_and_join_thread():
+    t = threading.Thread(target=lambda: None)
+    t.start()
+    t.join()
+
+
+def gil_enabled():
+    f = getattr(sys, "_is_gil_enabled", None)
+    return True if f is None else bool(f())
+
+
+def timing(args, bench, kernels):
+    result, obj, loop, per_thread = setup(bench, kernels, args.kernel, args.mode)
+    out = {
+        "kernel": args.kernel,
+        "mode": args.mode,
+        "result": result,
+        "threads": args.threads,
+        "iterations": args.iterations,
+    }
+    if obj is not None:
+        out["is_immortal_created"] = bench.is_immortal(obj)
+        out["fields_created"] = bench.refcount_fields(obj)
+    # Warm-up (also the first thread start, which matters on 3.13t).
+    run_threads(1, max(1, args.iterations // 20), loop, per_thread)
+    if obj is not None:
+        out["is_immortal_after_thread"] = bench.is_immortal(obj)
+        out["fields_after_thread"] = bench.refcount_fields(obj)
+    gc.collect()
+    gc.disable()
+    t1, tn = [], []
+    for _ in range(args.repeats):
+        t1.append(run_threads(1, args.iterations, loop, per_thread))
+        if not args.calibrate:
+            tn.append(run_threads(args.threads, args.iterations, loop, per_thread))
+    gc.enable()
+    out["t1"] = t1
+    out["tN"] = tn
+    out["gil_enabled"] = gil_enabled()
+    return out
+
+
+def probe(args, bench):
+    out = {"probe": args.probe, "mode": args.mode}
+    if args.probe == "after":
+        start_and_join_thread()
+    result, obj = bench.make_callable(args.mode)
+    out["result"] = result
+    out["fields_created"] = bench.refcount_fields(obj)
+    ref = weakref.ref(obj)
+    if args.probe in ("before", "after"):
+        start_and_join_thread()
+    fields = bench.refcount_fields(obj)
+    out["fields_after_thread"] = fields
+    out["local_is_uint32_max"] = (
+        None if fields is None else fields["ob_ref_local"] == UINT32_MAX)
+    out["is_immortal"] = bench.is_immortal(obj)
+    out["getrefcount"] = sys.getrefcount(obj)
+    del obj
+    gc.collect()
+    out["collected"] = ref() is None
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--kernel", default="ceiling")
+    ap.add_argument("--mode", default="mortal")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--iterations", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--calibrate", action="store_true",
+                    help="time 1 thread only")
+    ap.add_argument("--probe", choices=["before", "after", "none"],
+                    help="collectability probe: start a thread before or "
+                         "after building the object, or none at all")
+    args = ap.parse_args()
+    bench, kernels = load(args.build_dir)
+    if args.probe:
+        out = probe(args, bench)
+    else:
+        out = timing(args, bench, kernels)
+    out["bench_info"] = bench.info()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

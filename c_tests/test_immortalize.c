@@ -1,0 +1,333 @@
+/* pyimmortal_Immortalize and pyimmortal_ImmortalizeChecked: objects the
+ * calling thread owns, whatever their count; idempotent; safety rails. */
+#include "harness.h"
+
+#include <pthread.h>
+
+static PyObject *Thing;
+
+/* The immortal refcount each target reads back (Py_REFCNT). */
+#if PY_VERSION_HEX >= 0x030E0000
+#  define IMMORTAL_REFCNT ((Py_ssize_t)0xC0000000)
+#else
+#  define IMMORTAL_REFCNT ((Py_ssize_t)0xFFFFFFFF)
+#endif
+
+/* Checks that the exception set is `type` and that its message contains
+ * `needle`, then clears it. */
+static void
+expect_error(PyObject *type, const char *needle)
+{
+    CHECK(PyErr_Occurred());
+    CHECK(PyErr_ExceptionMatches(type));
+    PyObject *exc_type, *value, *tb;
+    PyErr_Fetch(&exc_type, &value, &tb);
+    PyObject *s = PyObject_Str(value);
+    CHECK(s != NULL);
+    const char *msg = PyUnicode_AsUTF8(s);
+    CHECK(msg != NULL);
+    if (strstr(msg, needle) == NULL) {
+        fprintf(stderr, "message \"%s\" lacks \"%s\"\n", msg, needle);
+        CHECK(0);
+    }
+    Py_DECREF(s);
+    Py_XDECREF(exc_type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+/* An object with three references, as a fresh heap type or a published
+ * registry entry has. */
+static void
+test_shared_object(void)
+{
+    PyObject *o = new_instance(Thing);
+    PyObject *holders = PyList_New(0);
+    CHECK(PyList_Append(holders, o) == 0);
+    CHECK(PyList_Append(holders, o) == 0);
+    Py_ssize_t before = Py_REFCNT(o);
+    CHECK(before == 3);
+    CHECK(pyimmortal_PyUnstable_SetImmortal(o) == 0); /* CPython's rule */
+    int r = pyimmortal_Immortalize(o);
+    CHECK(!PyErr_Occurred());
+    if (!HAS_IMMORTALITY) {
+        CHECK(r == 0);
+        CHECK(Py_REFCNT(o) == before);
+        CHECK(pyimmortal_ImmortalizeChecked(o) == -1);
+        expect_error(PyExc_NotImplementedError, "3.12");
+        CHECK(Py_REFCNT(o) == before);
+        Py_DECREF(holders);
+        Py_DECREF(o);
+        return;
+    }
+    CHECK(r == 1);
+    CHECK(PyUnstable_IsImmortal(o));
+    CHECK(!PyObject_GC_IsTracked(o));
+    CHECK(Py_REFCNT(o) == IMMORTAL_REFCNT);
+    for (long i = 0; i < 1000000; i++) {
+        Py_INCREF(o);
+        Py_DECREF(o);
+    }
+    CHECK(Py_REFCNT(o) == IMMORTAL_REFCNT);
+    /* Idempotent. */
+    CHECK(pyimmortal_Immortalize(o) == 1);
+    CHECK(pyimmortal_ImmortalizeChecked(o) == 0);
+    /* Every holder lets go; the object lives on. */
+    PyObject *ref = PyWeakref_NewRef(o, NULL);
+    Py_DECREF(holders);
+    Py_DECREF(o);
+    gc_collect();
+    PyObject *still = PyObject_CallNoArgs(ref);
+    CHECK(still != Py_None);
+    CHECK(PyObject_IsInstance(still, Thing) == 1);
+    Py_DECREF(still);
+    Py_DECREF(ref);
+}
+
+static void
+test_already_immortal(void)
+{
+    int r = pyimmortal_Immortalize(Py_None);
+    CHECK(r == HAS_IMMORTALITY);
+    CHECK(pyimmortal_ImmortalizeChecked(Py_None) == (HAS_IMMORTALITY ? 0 : -1));
+    if (!HAS_IMMORTALITY) {
+        expect_error(PyExc_NotImplementedError, "immortal");
+    }
+    CHECK(pyimmortal_Immortalize((PyObject *)&PyLong_Type) == HAS_IMMORTALITY);
+}
+
+static void
+test_str_refused(void)
+{
+    PyObject *s = PyUnicode_FromString("pyimmortal-a-str-that-is-not-interned");
+    Py_ssize_t before = Py_REFCNT(s);
+    CHECK(pyimmortal_Immortalize(s) == 0);
+    CHECK(!PyErr_Occurred());
+    CHECK(pyimmortal_ImmortalizeChecked(s) == -1);
+    if (HAS_IMMORTALITY) {
+        expect_error(PyExc_TypeError, "intern");
+    }
+    else {
+        expect_error(PyExc_NotImplementedError, "immortal");
+    }
+    CHECK(Py_REFCNT(s) == before);
+    CHECK(!PyUnstable_IsImmortal(s));
+    Py_DECREF(s);
+}
+
+/* A dict must keep working after the call (gh-153051: on debug builds
+ * PyDict_Update asserts that the dict is GC-tracked on 3.14+). */
+static void
+test_dict_stays_correct(void)
+{
+    PyObject *d = PyDict_New();
+    PyObject *value = PyList_New(0);
+    CHECK(PyDict_SetItemString(d, "k", value) == 0); /* a container: tracked */
+    Py_DECREF(value);
+    CHECK(PyObject_GC_IsTracked(d));
+    PyObject *other = PyDict_New();
+    CHECK(PyDict_SetItemString(other, "x", Py_True) == 0);
+    int r = pyimmortal_ImmortalizeChecked(d);
+#if PY_VERSION_HEX >= 0x030E0000
+    CHECK(r == -1);
+    expect_error(PyExc_TypeError, "gh-153051");
+    CHECK(!PyUnstable_IsImmortal(d));
+#elif PY_VERSION_HEX >= 0x030C0000
+    CHECK(r == 0);
+    CHECK(PyUnstable_IsImmortal(d));
+    CHECK(PyObject_GC_IsTracked(d));
+#else
+    CHECK(r == -1);
+    expect_error(PyExc_NotImplementedError, "immortal");
+#endif
+    CHECK(PyDict_Update(d, other) == 0);
+    CHECK(PyDict_Size(d) == 2);
+    gc_collect();
+    CHECK(PyDict_Update(d, other) == 0);
+    CHECK(PyDict_GetItemString(d, "x") == Py_True);
+    Py_DECREF(other);
+    Py_DECREF(d);
+}
+
+/* Objects that are immortal by CPython's test but not fully encoded are
+ * completed: free-threaded Py_SET_REFCNT(op, UINT32_MAX) leaves the object
+ * owned; on GIL builds Py_SET_REFCNT to 2**31 skips ob_flags (3.14+). The
+ * value written is always the field's own type, never a Py_ssize_t that
+ * overflows on 32-bit machines (cython#7742). */
+static void
+test_partial_encodings_completed(void)
+{
+    if (!HAS_IMMORTALITY) {
+        return;
+    }
+    PyObject *o = new_instance(Thing);
+#if defined(Py_GIL_DISABLED)
+    Py_SET_REFCNT(o, (Py_ssize_t)UINT32_MAX);
+    CHECK(PyUnstable_IsImmortal(o));
+    CHECK(o->ob_tid != 0);
+    CHECK(pyimmortal_Immortalize(o) == 1);
+    CHECK(o->ob_tid == 0);
+    CHECK(o->ob_ref_local == UINT32_MAX);
+#else
+    Py_SET_REFCNT(o, (Py_ssize_t)1 << 31);
+    CHECK(PyUnstable_IsImmortal(o));
+    CHECK(pyimmortal_Immortalize(o) == 1);
+    CHECK(Py_REFCNT(o) == IMMORTAL_REFCNT);
+#  if PY_VERSION_HEX >= 0x030E0000
+    CHECK((o->ob_flags & _Py_IMMORTAL_FLAGS) != 0);
+#  endif
+#endif
+    CHECK(Py_REFCNT(o) > 0);
+    for (int i = 0; i < 1000; i++) {
+        Py_DECREF(o);
+    }
+    CHECK(PyUnstable_IsImmortal(o));
+}
+
+/* Several threads incref and decref an object while its owner makes it
+ * immortal. Under the GIL this succeeds; free-threaded builds refuse (the
+ * other threads' references sit in the shared count) and the object stays
+ * a correct mortal object. */
+#define N_THREADS 3
+#define N_ROUNDS 100000
+
+struct hammer_arg {
+    PyObject *obj;
+    pthread_barrier_t *started;
+    pthread_barrier_t *decided;
+};
+
+static void *
+hammer(void *p)
+{
+    struct hammer_arg *a = (struct hammer_arg *)p;
+    PyGILState_STATE st = PyGILState_Ensure();
+    Py_INCREF(a->obj);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_barrier_wait(a->started);
+    Py_END_ALLOW_THREADS
+    for (long i = 0; i < N_ROUNDS; i++) {
+        Py_INCREF(a->obj);
+        Py_DECREF(a->obj);
+    }
+    /* Keep the first reference until the owner has made its call. */
+    Py_BEGIN_ALLOW_THREADS
+    pthread_barrier_wait(a->decided);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(a->obj);
+    PyGILState_Release(st);
+    return NULL;
+}
+
+static void
+test_threads_while_immortalizing(void)
+{
+    PyObject *o = new_instance(Thing);
+    Py_ssize_t before = Py_REFCNT(o);
+    pthread_barrier_t started, decided;
+    CHECK(pthread_barrier_init(&started, NULL, N_THREADS + 1) == 0);
+    CHECK(pthread_barrier_init(&decided, NULL, N_THREADS + 1) == 0);
+    struct hammer_arg arg = {o, &started, &decided};
+    pthread_t threads[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        CHECK(pthread_create(&threads[i], NULL, hammer, &arg) == 0);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pthread_barrier_wait(&started);
+    Py_END_ALLOW_THREADS
+    /* Every thread holds a reference now and is running its loop. */
+    int r = pyimmortal_ImmortalizeChecked(o);
+    Py_BEGIN_ALLOW_THREADS
+    pthread_barrier_wait(&decided);
+    for (int i = 0; i < N_THREADS; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+    }
+    Py_END_ALLOW_THREADS
+    pthread_barrier_destroy(&started);
+    pthread_barrier_destroy(&decided);
+#if defined(Py_GIL_DISABLED)
+    CHECK(r == -1);
+    expect_error(PyExc_RuntimeError, "thread");
+    CHECK(!PyUnstable_IsImmortal(o));
+    CHECK(Py_REFCNT(o) == before);
+    PyObject *ref = PyWeakref_NewRef(o, NULL);
+    Py_DECREF(o);
+    gc_collect();
+    PyObject *now = PyObject_CallNoArgs(ref);
+    CHECK(now == Py_None);
+    Py_DECREF(now);
+    Py_DECREF(ref);
+#else
+    if (HAS_IMMORTALITY) {
+        CHECK(r == 0);
+        CHECK(PyUnstable_IsImmortal(o));
+        CHECK(Py_REFCNT(o) == IMMORTAL_REFCNT);
+    }
+    else {
+        CHECK(r == -1);
+        expect_error(PyExc_NotImplementedError, "immortal");
+        CHECK(Py_REFCNT(o) == before);
+    }
+    Py_DECREF(o);
+#endif
+}
+
+/* Free-threaded: an object owned by another thread is refused. */
+static void *
+make_in_thread(void *p)
+{
+    PyObject **out = (PyObject **)p;
+    PyGILState_STATE st = PyGILState_Ensure();
+    *out = PyList_New(0);
+    PyGILState_Release(st);
+    return NULL;
+}
+
+static void
+test_not_owned(void)
+{
+    PyObject *o = NULL;
+    pthread_t t;
+    Py_BEGIN_ALLOW_THREADS
+    CHECK(pthread_create(&t, NULL, make_in_thread, &o) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    Py_END_ALLOW_THREADS
+    int r = pyimmortal_ImmortalizeChecked(o);
+#if defined(Py_GIL_DISABLED)
+    CHECK(r == -1);
+    expect_error(PyExc_RuntimeError, "owned by another thread");
+    CHECK(!PyUnstable_IsImmortal(o));
+#else
+    CHECK(r == (HAS_IMMORTALITY ? 0 : -1));
+    if (!HAS_IMMORTALITY) {
+        expect_error(PyExc_NotImplementedError, "immortal");
+    }
+#endif
+    Py_DECREF(o);
+}
+
+static void
+test_null(void)
+{
+    CHECK(pyimmortal_Immortalize(NULL) == 0);
+    CHECK(!PyErr_Occurred());
+    CHECK(pyimmortal_ImmortalizeChecked(NULL) == -1);
+    expect_error(PyExc_SystemError, "NULL");
+}
+
+int
+main(void)
+{
+    harness_start("test_immortalize");
+    Thing = make_class();
+    RUN(test_shared_object);
+    RUN(test_already_immortal);
+    RUN(test_str_refused);
+    RUN(test_dict_stays_correct);
+    RUN(test_partial_encodings_completed);
+    RUN(test_threads_while_immortalizing);
+    RUN(test_not_owned);
+    RUN(test_null);
+    Py_CLEAR(Thing);
+    return harness_finish();
+}

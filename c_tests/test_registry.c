@@ -1,0 +1,115 @@
+/* The registry of objects that pyimmortal made immortal: count, visit,
+ * contains; per interpreter; emptied at finalization. */
+#include "harness.h"
+
+static PyObject *Thing;
+
+struct collected {
+    PyObject *items[16];
+    int n;
+    int stop_after;
+};
+
+static int
+collect(PyObject *obj, void *arg)
+{
+    struct collected *c = (struct collected *)arg;
+    CHECK(c->n < 16);
+    c->items[c->n++] = obj;
+    return c->n == c->stop_after ? 42 : 0;
+}
+
+static PyObject *made[3];
+
+static void
+test_count_visit_contains(void)
+{
+    Py_ssize_t base = pyimmortal_Registry_Count();
+    CHECK(base == 0);
+    for (int i = 0; i < 3; i++) {
+        made[i] = new_instance(Thing);
+        CHECK(pyimmortal_Immortalize(made[i]) == HAS_IMMORTALITY);
+    }
+    /* Already immortal: accepted, but not something pyimmortal made. */
+    CHECK(pyimmortal_Immortalize(Py_None) == HAS_IMMORTALITY);
+    CHECK(pyimmortal_Immortalize(made[0]) == HAS_IMMORTALITY);
+    Py_ssize_t want = HAS_IMMORTALITY ? 3 : 0;
+    CHECK(pyimmortal_Registry_Count() == want);
+
+    struct collected c = {{NULL}, 0, 0};
+    CHECK(pyimmortal_Registry_Visit(collect, &c) == 0);
+    CHECK(c.n == want);
+    for (int i = 0; i < c.n; i++) {
+        CHECK(c.items[i] == made[i]);
+    }
+    if (HAS_IMMORTALITY) {
+        struct collected stop = {{NULL}, 0, 2};
+        CHECK(pyimmortal_Registry_Visit(collect, &stop) == 42);
+        CHECK(stop.n == 2);
+    }
+    for (int i = 0; i < 3; i++) {
+        CHECK(pyimmortal_Registry_Contains(made[i]) == HAS_IMMORTALITY);
+    }
+    CHECK(pyimmortal_Registry_Contains(Py_None) == 0);
+    PyObject *mortal = new_instance(Thing);
+    CHECK(pyimmortal_Registry_Contains(mortal) == 0);
+    Py_DECREF(mortal);
+    CHECK(pyimmortal_Registry_Contains(NULL) == 0);
+
+    CHECK(pyimmortal_Registry_Visit(NULL, NULL) == -1);
+    CHECK(PyErr_ExceptionMatches(PyExc_SystemError));
+    PyErr_Clear();
+    for (int i = 0; i < 3; i++) {
+        Py_DECREF(made[i]);
+    }
+}
+
+/* A subinterpreter has its own entries; ending it leaves the main
+ * interpreter's entries alone, and its immortal object stays valid. */
+static PyObject *sub_object;
+
+static void
+test_subinterpreter(void)
+{
+    PyThreadState *main_ts = PyThreadState_Get();
+    PyThreadState *sub = Py_NewInterpreter();
+    CHECK(sub != NULL);
+    CHECK(pyimmortal_Registry_Count() == 0);
+    PyObject *o = PyList_New(0);
+    CHECK(PyList_Append(o, Py_None) == 0);
+    CHECK(pyimmortal_Immortalize(o) == HAS_IMMORTALITY);
+    CHECK(pyimmortal_Registry_Count() == (HAS_IMMORTALITY ? 1 : 0));
+    CHECK(pyimmortal_Registry_Contains(o) == HAS_IMMORTALITY);
+    if (HAS_IMMORTALITY) {
+        sub_object = o; /* immortal: outlives its interpreter */
+    }
+    Py_DECREF(o);
+    Py_EndInterpreter(sub);
+    PyThreadState_Swap(main_ts);
+    CHECK(pyimmortal_Registry_Count() == (HAS_IMMORTALITY ? 3 : 0));
+    if (sub_object != NULL) {
+        CHECK(pyimmortal_Registry_Contains(sub_object) == 0);
+        CHECK(PyList_GET_SIZE(sub_object) == 1);
+        CHECK(PyList_GET_ITEM(sub_object, 0) == Py_None);
+    }
+}
+
+int
+main(void)
+{
+    harness_start("test_registry");
+    Thing = make_class();
+    RUN(test_count_visit_contains);
+    RUN(test_subinterpreter);
+    Py_CLEAR(Thing);
+    harness_finish();
+
+    /* Py_FinalizeEx emptied the registry: a new runtime starts with none. */
+    Py_Initialize();
+    CHECK(pyimmortal_Registry_Count() == 0);
+    for (int i = 0; i < 3; i++) {
+        CHECK(pyimmortal_Registry_Contains(made[i]) == 0);
+    }
+    fprintf(stderr, "  registry empty after re-initialization ... ok\n");
+    return harness_finish();
+}

@@ -1,0 +1,159 @@
+//! Beyond CPython: make immortal an object that the calling thread owns,
+//! whatever its reference count, idempotently, with a checked variant.
+
+use crate::api::registry;
+use crate::cpython::{self, runtime, Exception, PyObject};
+use crate::guard::{checked_call, object_call};
+use crate::refcount::{self, Refusal};
+use std::ffi::{c_int, CStr};
+
+/// What [`immortalize`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The object was made immortal by this call.
+    Made,
+    /// The object was immortal already.
+    Already,
+}
+
+/// Dicts must stay GC-tracked on 3.14+ (`dict_merge_api` asserts it,
+/// gh-153051), and the 3.14+ GC untracks every immortal it meets, so dicts
+/// are refused there. On 3.12 and 3.13 the GC keeps immortals tracked (in the
+/// permanent generation), so a dict is made immortal but left tracked.
+#[cfg(Py_3_14)]
+const DICTS_CAN_BE_IMMORTAL: bool = false;
+#[cfg(not(Py_3_14))]
+const DICTS_CAN_BE_IMMORTAL: bool = true;
+
+/// The builtin implementation behind [`pyimmortal_Immortalize`].
+///
+/// # Safety
+/// `op` must be a live object; the calling thread must be attached.
+pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
+    if !refcount::HAS_IMMORTALITY {
+        return Err(Refusal::NoImmortality);
+    }
+    // SAFETY: live object, attached thread (caller's contract).
+    unsafe {
+        let dict = cpython::is_dict(op);
+        if refcount::is_immortal(op) {
+            refcount::normalize_immortal(op);
+            if !dict {
+                cpython::gc_untrack(op);
+            }
+            return Ok(Outcome::Already);
+        }
+        if cpython::is_str(op) {
+            return Err(Refusal::Str);
+        }
+        if dict && !DICTS_CAN_BE_IMMORTAL {
+            return Err(Refusal::TypeCannotBeImmortal);
+        }
+        let references = refcount::owned_references(op)?;
+        if !dict {
+            cpython::gc_untrack(op);
+        }
+        refcount::write_immortal(op);
+        // Each existing reference was counted in a debug build's total,
+        // and no decref of an immortal is: take them out now.
+        for _ in 0..references {
+            runtime::dec_ref_total();
+        }
+        registry::record(op);
+    }
+    Ok(Outcome::Made)
+}
+
+/// The message and exception for each refusal.
+pub fn refusal_error(r: Refusal) -> (Exception, &'static CStr) {
+    match r {
+        Refusal::NoImmortality => (
+            Exception::NotImplementedError,
+            c"pyimmortal: this CPython has no immortal objects (they exist from CPython 3.12 on, PEP 683)",
+        ),
+        Refusal::Str => (
+            Exception::TypeError,
+            c"pyimmortal: str objects cannot be made immortal; intern the string instead (PyUnicode_InternInPlace() or sys.intern())",
+        ),
+        Refusal::TypeCannotBeImmortal => (
+            Exception::TypeError,
+            c"pyimmortal: dict objects cannot be made immortal on CPython 3.14+: a dict must stay tracked by the garbage collector (gh-153051)",
+        ),
+        Refusal::NotOwned => (
+            Exception::RuntimeError,
+            c"pyimmortal: the object is owned by another thread; make it immortal on the thread that created it",
+        ),
+        Refusal::SharedWithThreads => (
+            Exception::RuntimeError,
+            c"pyimmortal: other threads hold references to the object (its shared reference count is not zero)",
+        ),
+        Refusal::OtherThreadsExist => (
+            Exception::RuntimeError,
+            c"pyimmortal: the object has more than one reference while other threads exist; make it immortal before starting threads, or while it is uniquely referenced",
+        ),
+        Refusal::Deferred => (
+            Exception::RuntimeError,
+            c"pyimmortal: the object uses deferred reference counting (on free-threaded builds: heap types, modules, functions, code objects)",
+        ),
+    }
+}
+
+/// Makes `op` immortal if the calling thread may, even when `op` is not
+/// uniquely referenced. Idempotent.
+///
+/// - Returns 1 if `op` is immortal when the call returns (made immortal
+///   now, or immortal already), 0 if it was refused. Never sets an
+///   exception; [`pyimmortal_ImmortalizeChecked`] says why.
+/// - `op` is a borrowed reference; references held elsewhere stay valid and
+///   never need to be released.
+/// - GIL builds (3.12+): the caller holds the GIL; any reference count is
+///   accepted.
+/// - Free-threaded builds: `op` must be owned by the calling thread, its
+///   shared count must be 0 (no reference taken by another thread, no
+///   weakref, queued or merged flag), deferred reference counting must be
+///   off, and if the owner holds more than one reference no other thread may
+///   exist in the interpreter.
+/// - Refused everywhere: `str` (intern it instead); on 3.14+ `dict` and
+///   subclasses, which must stay GC-tracked (gh-153051); everything on
+///   3.9-3.11, which have no immortal objects.
+/// - On success the object leaves the cyclic GC (dicts on 3.12 and 3.13 stay
+///   tracked), is never deallocated, and is listed by the registry
+///   (`pyimmortal_Registry_*`). On debug builds its references are taken out
+///   of the total refcount.
+/// - An object that is immortal by CPython's test but not fully encoded
+///   (after `Py_SET_REFCNT` with a huge count, for example) is completed.
+/// - `op == NULL` returns 0.
+///
+/// # Safety
+/// `op` must be NULL or point to a live Python object, and the calling
+/// thread must hold an attached thread state (the GIL on GIL builds).
+#[no_mangle]
+pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
+    // SAFETY: live object, attached thread, per the contract.
+    object_call(op, 0, |op| unsafe { immortalize(op) }.is_ok() as c_int)
+}
+
+/// The checked variant of [`pyimmortal_Immortalize`], in CPython's error
+/// convention.
+///
+/// - Returns 0 on success (made immortal now, or immortal already).
+/// - Returns -1 with an exception set otherwise:
+///   - `TypeError` for `str` (the message points to interning) and, on
+///     3.14+, for `dict`;
+///   - `RuntimeError` on free-threaded builds when the object is owned by
+///     another thread, is referenced by other threads, uses deferred
+///     reference counting, or has several references while other threads
+///     exist;
+///   - `NotImplementedError` on CPython 3.9-3.11 (no immortal objects);
+///   - `SystemError` for `op == NULL`;
+///   - `RuntimeError` when the library was built for another CPython.
+/// - `op` is a borrowed reference. Same rules as [`pyimmortal_Immortalize`].
+///
+/// # Safety
+/// `op` must be NULL or point to a live Python object, and the calling
+/// thread must hold an attached thread state (the GIL on GIL builds).
+#[no_mangle]
+pub unsafe extern "C" fn pyimmortal_ImmortalizeChecked(op: *mut PyObject) -> c_int {
+    // SAFETY: attached thread; live object, per the contract.
+    unsafe { checked_call(op, |op| immortalize(op).map(|_| ()).map_err(refusal_error)) }
+}
