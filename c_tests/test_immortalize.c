@@ -84,6 +84,46 @@ test_shared_object(void)
     Py_DECREF(ref);
 }
 
+/* A heap type made with PyType_FromSpec, as NumPy makes its dtype types. */
+static PyType_Slot heap_slots[] = {{0, NULL}};
+static PyType_Spec heap_spec = {
+    "pyimmortal_test.HeapType", sizeof(PyObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, heap_slots,
+};
+
+static void
+test_heap_type(void)
+{
+    PyObject *type = PyType_FromSpec(&heap_spec);
+    CHECK(type != NULL);
+    int r = pyimmortal_ImmortalizeChecked(type);
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
+    /* Free-threaded 3.14+ gives heap types deferred reference counting. */
+    CHECK(r == -1);
+    expect_error(PyExc_RuntimeError, "deferred");
+    Py_DECREF(type);
+#else
+    if (!HAS_IMMORTALITY) {
+        CHECK(r == -1);
+        expect_error(PyExc_NotImplementedError, "immortal");
+        Py_DECREF(type);
+        return;
+    }
+    CHECK(r == 0);
+    CHECK(PyUnstable_IsImmortal(type));
+    PyObject *inst = PyObject_CallNoArgs(type);
+    CHECK(inst != NULL);
+    CHECK(Py_TYPE(inst) == (PyTypeObject *)type);
+    Py_DECREF(inst);
+    Py_DECREF(type);
+    gc_collect();
+    CHECK(PyUnstable_IsImmortal(type));
+    inst = PyObject_CallNoArgs(type);
+    CHECK(inst != NULL);
+    Py_DECREF(inst);
+#endif
+}
+
 static void
 test_already_immortal(void)
 {
@@ -321,6 +361,7 @@ main(void)
     harness_start("test_immortalize");
     Thing = make_class();
     RUN(test_shared_object);
+    RUN(test_heap_type);
     RUN(test_already_immortal);
     RUN(test_str_refused);
     RUN(test_dict_stays_correct);

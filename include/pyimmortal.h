@@ -165,10 +165,10 @@ int pyimmortal_PyUnstable_IsImmortal(PyObject *op);
  * - GIL builds (3.12+): the caller holds the GIL; any reference count is
  *   accepted.
  * - Free-threaded builds: `op` must be owned by the calling thread, its
- *   shared count must be 0 (no reference taken by another thread, no
- *   weakref, queued or merged flag), deferred reference counting must be
- *   off, and if the owner holds more than one reference no other thread may
- *   exist in the interpreter.
+ *   shared count must be 0 (no reference taken by another thread, no queued
+ *   or merged state; the weakref flag is allowed), deferred reference
+ *   counting must be off, and if the owner holds more than one reference no
+ *   other thread may exist in the interpreter.
  * - Refused everywhere: `str` (intern it instead); on 3.14+ `dict` and
  *   subclasses, which must stay GC-tracked (gh-153051); everything on
  *   3.9-3.11, which have no immortal objects.

@@ -85,7 +85,7 @@ pub fn refusal_error(r: Refusal) -> (Exception, &'static CStr) {
         ),
         Refusal::SharedWithThreads => (
             Exception::RuntimeError,
-            c"pyimmortal: other threads hold references to the object (its shared reference count is not zero)",
+            c"pyimmortal: other threads hold references to the object (its shared reference count is not zero, or references are queued for merging)",
         ),
         Refusal::OtherThreadsExist => (
             Exception::RuntimeError,
@@ -109,10 +109,10 @@ pub fn refusal_error(r: Refusal) -> (Exception, &'static CStr) {
 /// - GIL builds (3.12+): the caller holds the GIL; any reference count is
 ///   accepted.
 /// - Free-threaded builds: `op` must be owned by the calling thread, its
-///   shared count must be 0 (no reference taken by another thread, no
-///   weakref, queued or merged flag), deferred reference counting must be
-///   off, and if the owner holds more than one reference no other thread may
-///   exist in the interpreter.
+///   shared count must be 0 (no reference taken by another thread, no queued
+///   or merged state; the weakref flag is allowed), deferred reference
+///   counting must be off, and if the owner holds more than one reference no
+///   other thread may exist in the interpreter.
 /// - Refused everywhere: `str` (intern it instead); on 3.14+ `dict` and
 ///   subclasses, which must stay GC-tracked (gh-153051); everything on
 ///   3.9-3.11, which have no immortal objects.

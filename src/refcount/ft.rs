@@ -33,6 +33,9 @@ pub(crate) const IMMORTAL_REFCNT_LOCAL: u32 = u32::MAX;
 pub(crate) const UNOWNED_TID: usize = 0;
 /// `_Py_REF_SHARED_SHIFT`: the shared count sits above two flag bits.
 pub(crate) const REF_SHARED_SHIFT: u32 = 2;
+/// `_Py_REF_MAYBE_WEAKREF`: other threads may resurrect the object through
+/// a weak reference (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
+pub(crate) const REF_MAYBE_WEAKREF: isize = 1;
 /// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
 pub(crate) const GC_BITS_TRACKED: u8 = 1;
 /// `_PyGC_BITS_DEFERRED` (`Include/internal/pycore_gc.h`, 3.13+).
@@ -88,16 +91,18 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
 }
 
 /// `_Py_SetImmortalUntracked` (`Objects/object.c`): unowned, local count
-/// `_Py_IMMORTAL_REFCNT_LOCAL`, shared count 0. Since 3.14 immortals also
-/// carry `_PyGC_BITS_DEFERRED` so that the specializing interpreter may
-/// cache them (gh-129984).
+/// `_Py_IMMORTAL_REFCNT_LOCAL`. Since 3.14 immortals also carry
+/// `_PyGC_BITS_DEFERRED` so that the specializing interpreter may cache them
+/// (gh-129984). CPython also stores 0 in the shared word; pyimmortal leaves
+/// it alone: callers only get here with a shared word of 0, or of exactly
+/// `_Py_REF_MAYBE_WEAKREF`, whose flag must survive so that another
+/// thread's weakref dereference racing with this store still succeeds.
 ///
 /// # Safety
 /// `op` must be live, uniquely referenced by the calling thread and
 /// untracked.
 pub unsafe fn write_immortal(op: *mut PyObject) {
     local(op).store(IMMORTAL_REFCNT_LOCAL, Relaxed);
-    shared(op).store(0, Relaxed);
     tid(op).store(UNOWNED_TID, Relaxed);
     #[cfg(Py_3_14)]
     gc_bits(op).fetch_or(GC_BITS_DEFERRED, Relaxed);
@@ -147,12 +152,12 @@ pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
 /// Decides whether the calling thread may immortalize `op` although it may
 /// not be uniquely referenced, and returns its count of references.
 ///
-/// The calling thread must own `op`; nothing may sit in the shared count
-/// (no reference from another thread, no weakref, queued or merged flag, no
-/// deferred bias: another thread's decref could then race with the stores
-/// of `write_immortal`); and if the owner holds more than one reference, no
-/// other thread may exist in the interpreter, since one of those references
-/// might have been handed to it.
+/// The calling thread must own `op`; the shared word must be 0 or exactly
+/// the weakref flag (no reference counted by another thread, no queued or
+/// merged state, no deferred bias: another thread's decref could then race
+/// with the stores of `write_immortal`); and if the owner holds more than one
+/// reference, no other thread may exist in the interpreter, since one of
+/// those references might have been handed to it.
 ///
 /// # Safety
 /// `op` must point to a live object; the calling thread must be attached.
@@ -166,7 +171,8 @@ pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusa
     if bits.load(Relaxed) & GC_BITS_DEFERRED != 0 {
         return Err(Refusal::Deferred);
     }
-    if shared(op).load(Relaxed) != 0 {
+    let shared_word = shared(op).load(Relaxed);
+    if shared_word != 0 && shared_word != REF_MAYBE_WEAKREF {
         return Err(Refusal::SharedWithThreads);
     }
     let count = local(op).load(Relaxed);
