@@ -466,8 +466,8 @@ def max_value(res):
 
 
 # A 5x7 bitmap font for the fallback chart: each glyph is seven rows, five
-# bits each (most significant bit leftmost). Lower-case letters other than
-# "x" and "t" are drawn as capitals.
+# bits each (most significant bit leftmost). Text is drawn in capitals, except
+# a small "x" or "t" right after a digit.
 FONT = {
     " ": (0, 0, 0, 0, 0, 0, 0),
     "0": (14, 17, 19, 21, 25, 17, 14), "1": (4, 12, 4, 4, 4, 4, 14),
@@ -532,8 +532,12 @@ class Canvas:
         return len(s) * 6 * scale
 
     def text(self, x, y, s, color=(0, 0, 0), scale=1, vertical=False):
+        prev = ""
         for ch in s:
-            glyph = FONT.get(ch) or FONT.get(ch.upper()) or FONT["?"]
+            # "x" and "t" stay small only right after a digit ("1.5x", "3.14t").
+            key = ch if (ch in "xt" and prev.isdigit()) else ch.upper()
+            prev = ch
+            glyph = FONT.get(key) or FONT["?"]
             for r, bits in enumerate(glyph):
                 for c in range(5):
                     if bits & (16 >> c):
@@ -572,9 +576,8 @@ def draw_plain(results, path):
     c = Canvas(W, PH * len(results) + 10)
     for pi, res in enumerate(results):
         oy = pi * PH
-        title = "%s  os.cpu_count()=%s  %d threads" % (
-            res["version"].split(" (")[0] + (" free-threading" if res["free_threaded"] else ""),
-            res["cpu_count"], res["threads"])
+        title = "CPython %s  os.cpu_count()=%s  %d threads" % (
+            res["version"].split(" (")[0], res["cpu_count"], res["threads"])
         c.text(left, oy + 10, title, scale=2)
         x0, x1 = left, W - right
         y0, y1 = oy + top, oy + PH - bottom  # plot top, plot bottom

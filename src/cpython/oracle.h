@@ -31,4 +31,9 @@ PYIMMORTAL_ORACLE(IMMORTAL_REFCNT, _Py_IMMORTAL_REFCNT)
 #  include "internal/pycore_gc.h"
 PYIMMORTAL_ORACLE(GC_BITS_TRACKED, _PyGC_BITS_TRACKED)
 PYIMMORTAL_ORACLE(GC_BITS_DEFERRED, _PyGC_BITS_DEFERRED)
+#  if PY_VERSION_HEX >= 0x030E0000
+/* The deferred bias, Include/internal/pycore_object.h (3.14+). */
+#    include "internal/pycore_object.h"
+PYIMMORTAL_ORACLE(REF_DEFERRED, _Py_REF_DEFERRED)
+#  endif
 #endif
