@@ -106,4 +106,21 @@ gc_collect(void)
     PyGC_Collect();
 }
 
+/* Drops the last reference to `obj` and checks, through a weak reference,
+ * whether the object was freed (after a collection). */
+static inline int
+dropped_and_freed(PyObject *obj)
+{
+    PyObject *ref = PyWeakref_NewRef(obj, NULL);
+    CHECK(ref != NULL);
+    Py_DECREF(obj);
+    gc_collect();
+    PyObject *now = PyObject_CallNoArgs(ref);
+    CHECK(now != NULL);
+    int freed = now == Py_None;
+    Py_DECREF(now);
+    Py_DECREF(ref);
+    return freed;
+}
+
 #endif /* PYIMMORTAL_HARNESS_H */

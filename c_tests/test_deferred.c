@@ -58,14 +58,7 @@ test_stays_collectable(void)
     PyObject *o = new_instance(Thing);
     int r = PyUnstable_Object_EnableDeferredRefcount(o);
     CHECK(r == DEFERRED_WORKS);
-    PyObject *ref = PyWeakref_NewRef(o, NULL);
-    CHECK(ref != NULL);
-    Py_DECREF(o);
-    gc_collect();
-    PyObject *now = PyObject_CallNoArgs(ref);
-    CHECK(now == Py_None);
-    Py_DECREF(now);
-    Py_DECREF(ref);
+    CHECK(dropped_and_freed(o));
 }
 
 int

@@ -96,15 +96,7 @@ test_survives_dropping_every_reference(void)
     Py_DECREF(payload);
     Py_DECREF(ref);
 
-    PyObject *mortal = new_instance(Thing);
-    ref = PyWeakref_NewRef(mortal, NULL);
-    CHECK(ref != NULL);
-    Py_DECREF(mortal);
-    gc_collect();
-    still = PyObject_CallNoArgs(ref);
-    CHECK(still == Py_None);
-    Py_DECREF(still);
-    Py_DECREF(ref);
+    CHECK(dropped_and_freed(new_instance(Thing)));
 }
 
 /* Non-GC objects are accepted too (CPython 3.15 takes any non-str object). */

@@ -290,13 +290,7 @@ test_threads_while_immortalizing(void)
     expect_error(PyExc_RuntimeError, "thread");
     CHECK(!PyUnstable_IsImmortal(o));
     CHECK(Py_REFCNT(o) == before);
-    PyObject *ref = PyWeakref_NewRef(o, NULL);
-    Py_DECREF(o);
-    gc_collect();
-    PyObject *now = PyObject_CallNoArgs(ref);
-    CHECK(now == Py_None);
-    Py_DECREF(now);
-    Py_DECREF(ref);
+    CHECK(dropped_and_freed(o));
 #else
     if (HAS_IMMORTALITY) {
         CHECK(r == 0);

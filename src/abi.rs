@@ -16,7 +16,9 @@ pub const PYIMMORTAL_VERSION_PATCH: c_uint = 0;
 pub const PYIMMORTAL_VERSION_NUMBER: c_uint =
     PYIMMORTAL_VERSION_MAJOR * 10000 + PYIMMORTAL_VERSION_MINOR * 100 + PYIMMORTAL_VERSION_PATCH;
 
-const fn parse(s: &str) -> c_uint {
+/// Parses a decimal number at compile time (version strings from cargo and
+/// `build.rs`).
+pub(crate) const fn parse_decimal(s: &str) -> c_uint {
     let b = s.as_bytes();
     let mut i = 0;
     let mut v = 0;
@@ -28,6 +30,6 @@ const fn parse(s: &str) -> c_uint {
 }
 
 // The header's version is Cargo.toml's version.
-const _: () = assert!(PYIMMORTAL_VERSION_MAJOR == parse(env!("CARGO_PKG_VERSION_MAJOR")));
-const _: () = assert!(PYIMMORTAL_VERSION_MINOR == parse(env!("CARGO_PKG_VERSION_MINOR")));
-const _: () = assert!(PYIMMORTAL_VERSION_PATCH == parse(env!("CARGO_PKG_VERSION_PATCH")));
+const _: () = assert!(PYIMMORTAL_VERSION_MAJOR == parse_decimal(env!("CARGO_PKG_VERSION_MAJOR")));
+const _: () = assert!(PYIMMORTAL_VERSION_MINOR == parse_decimal(env!("CARGO_PKG_VERSION_MINOR")));
+const _: () = assert!(PYIMMORTAL_VERSION_PATCH == parse_decimal(env!("CARGO_PKG_VERSION_PATCH")));

@@ -14,11 +14,7 @@ pub extern "C" fn pyimmortal_target() -> *const c_char {
 /// thread state.
 #[no_mangle]
 pub extern "C" fn pyimmortal_target_version_hex() -> c_ulong {
-    const HEX: &str = env!("PYIMMORTAL_TARGET_VERSION_HEX");
-    // A decimal number written by build.rs.
-    let mut v: c_ulong = 0;
-    for b in HEX.bytes() {
-        v = v * 10 + c_ulong::from(b - b'0');
-    }
-    v
+    const HEX: c_ulong =
+        crate::abi::parse_decimal(env!("PYIMMORTAL_TARGET_VERSION_HEX")) as c_ulong;
+    HEX
 }

@@ -61,19 +61,8 @@ same!(
 same!(
     "PY_MINOR_VERSION",
     c::pyimmortal_oracle_PY_MINOR_VERSION,
-    const_parse(env!("PYIMMORTAL_TARGET_MINOR"))
+    crate::abi::parse_decimal(env!("PYIMMORTAL_TARGET_MINOR"))
 );
-
-const fn const_parse(s: &str) -> u32 {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut v = 0;
-    while i < b.len() {
-        v = v * 10 + (b[i] - b'0') as u32;
-        i += 1;
-    }
-    v
-}
 
 // CPython 3.9-3.11: Py_ssize_t ob_refcnt.
 #[cfg(not(Py_3_12))]
