@@ -13,8 +13,15 @@ What the loops touch on every iteration, and who owns it:
   only shared reference count in the loop is the callable's own.
 * ``singleton_loop``: loads ``SINGLETON`` and ``SINGLETON_TYPE`` from the
   globals, calls ``isinstance`` and reads one attribute. Besides the
-  singleton this touches the heap type and the ``isinstance`` builtin, the
-  same in every mode.
+  singleton this touches the heap type, the ``isinstance`` builtin and the
+  ``kind`` member descriptor, the same in every mode. On 3.14t all three are
+  deferred or immortal. On 3.13t the builtin and the descriptor become
+  immortal at the first thread start, but a type made with PyType_FromSpec
+  stays an ordinary mortal object (classes made by a ``class`` statement are
+  deferred there, types from PyType_FromSpec are not), so loading
+  ``SINGLETON_TYPE`` contends in every mode and this kernel stays below the
+  ceiling on 3.13t whatever happens to the singleton. That is the pattern's
+  real cost on 3.13t, so the loop keeps it.
 
 The worker sets the globals before it starts any thread. ``range`` is looked
 up once per call, and its items are either immortal small ints or fresh

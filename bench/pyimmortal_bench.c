@@ -514,7 +514,9 @@ static PyType_Spec singleton_spec = {
 
 /* make_singleton(mode) -> (result, type, instance)
  * A fresh heap type and its one instance; `mode` applies to the instance.
- * (Heap types themselves are already deferred on free-threaded builds.) */
+ * The type itself is left alone: it is never uniquely referenced (its own
+ * __mro__ holds it), 3.14t already gives it deferred reference counting,
+ * and on 3.13t it stays an ordinary mortal object (see kernels.py). */
 static PyObject *
 make_singleton(PyObject *module, PyObject *mode_arg)
 {

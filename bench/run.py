@@ -2,21 +2,28 @@
 """pyimmortal's free-threaded scaling benchmark.
 
     python3 bench/run.py --python /path/to/python3.14t [--python ...]
-        [--threads N] [--repeats R] [--iterations K] [--min-time S]
-        [--out DIR] [--build-root DIR] [--smoke]
+        [--threads N] [--repeats R] [--inner P] [--iterations K] [--min-time S]
+        [--wait-idle S] [--max-foreign F] [--retries K] [--no-paired]
+        [--out DIR] [--build-root DIR] [--plain-png] [--smoke]
 
 For every interpreter: builds bench/ with CMake into <build-root>/<tag>
 (tag such as 3.14t), then runs every kernel x mode configuration in a fresh
 process of that interpreter (bench/worker.py). Each process times the same
-fixed work per thread with 1 thread and with N threads; speedup is
-N * t1 / tN. Every configuration is repeated R times (one process each,
-interleaved with the other configurations) and reported as median and
-min-max, next to the median of the shared-nothing "ceiling" kernel from the
-same run.
+fixed work per thread with 1 thread and with N threads, P times in
+alternating order; its sample is N * best t1 / best tN. Every configuration
+gets R such processes (interleaved with the other configurations, each run
+again if other processes loaded the machine meanwhile) and is reported as
+median and min-max, next to the median of the shared-nothing "ceiling"
+kernel from the same run ("of ceiling" = median / ceiling median). Unless
+--no-paired is given, every process also times the ceiling kernel right
+after each of its pairs; "paired" is the median over processes of the
+speedup divided by that same-process ceiling speedup, which cancels
+machine-wide drift (other tenants of a VM host, frequency changes).
 
-Writes <out>/results.json and <out>/speedup.png. --smoke builds and runs
-every configuration once with a tiny iteration count and 2 threads, checks
-what the pyimmortal calls returned, and never looks at timings.
+Writes <out>/results.json, <out>/table.txt and <out>/speedup.png. --smoke
+builds and runs every configuration once with a tiny iteration count and 2
+threads, checks what the pyimmortal calls returned, and never looks at
+timings.
 
 This runner needs Python 3.6+ and CMake; the interpreters under test may be
 any CPython 3.9-3.15, GIL or free-threaded.
@@ -28,9 +35,14 @@ import json
 import math
 import os
 import platform
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 import struct
 import subprocess
 import sys
+import time
 import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -111,8 +123,10 @@ def configurations(info, bench_info):
         # reference counting does for explicit Py_INCREF/Py_DECREF.
         cfgs += [("capsule-gc", m, "extra") for m in MODES]
     if bench_info.get("experiment"):
-        cfgs += [("capsule-gc", "internal-deferred", "experiment"),
-                 ("callable", "internal-deferred", "experiment")]
+        # Set before any thread starts (3.13t then immortalizes the object at
+        # the first thread start) and after one has (it stays deferred).
+        cfgs += [(k, m, "experiment") for k in ("capsule-gc", "callable")
+                 for m in ("internal-deferred", "internal-deferred-late")]
     return cfgs
 
 
@@ -127,7 +141,7 @@ def expected_result(info, bench_info, kernel, mode):
     if mode == "deferred":
         ok = info["free_threaded"] and minor >= 14 and kernel in GC_KERNELS
         return 1 if ok else 0
-    if mode == "internal-deferred":
+    if mode in ("internal-deferred", "internal-deferred-late"):
         return 1 if bench_info.get("experiment") and kernel in GC_KERNELS else 0
     raise ValueError(mode)
 
@@ -153,14 +167,16 @@ def probes_for(info, bench_info):
     """(mode, when, expected_collected) for the collectability probes."""
     if not info["free_threaded"]:
         return []
-    out = [("mortal", "before", True), ("immortal", "before", False)]
+    out = [("mortal", "setup-then-thread", True),
+           ("immortal", "setup-then-thread", False)]
     if info["version_info"][1] >= 14:
-        out += [("deferred", "before", True), ("deferred", "none", True)]
+        out += [("deferred", "setup-then-thread", True),
+                ("deferred", "no-thread", True)]
     if bench_info.get("experiment"):
         # Observations only: this state is not pyimmortal's.
-        out += [("internal-deferred", "before", None),
-                ("internal-deferred", "after", None),
-                ("internal-deferred", "none", None)]
+        out += [("internal-deferred", "setup-then-thread", None),
+                ("internal-deferred", "thread-then-setup", None),
+                ("internal-deferred", "no-thread", None)]
     return out
 
 
@@ -180,34 +196,95 @@ def run_worker(info, bdir, argv):
 
 
 def worker_args(kernel, mode, threads, iterations, extra=()):
+    """Command line of one worker; mode "-" (the ceiling) runs as mortal."""
     return (["--kernel", kernel, "--mode", "mortal" if mode == "-" else mode,
              "--threads", str(threads), "--iterations", str(iterations)]
             + list(extra))
 
 
 def nice_round(n):
-    """Rounds n up to 1, 2 or 5 times a power of ten."""
-    if n <= 1:
-        return 1
-    p = 10 ** int(math.floor(math.log10(n)))
-    for m in (1, 2, 5, 10):
-        if n <= m * p:
-            return m * p
-    return 10 * p
+    """Rounds n up to two significant digits."""
+    if n <= 10:
+        return max(1, int(n))
+    p = 10 ** (int(math.floor(math.log10(n))) - 1)
+    return int(math.ceil(n / float(p))) * p
 
 
-def calibrate(info, bdir, kernel, mode, min_time):
-    """Iterations per thread so that one thread takes about min_time."""
+def cpu_busy(interval=0.5):
+    """Fraction of all CPUs busy over `interval` seconds (Linux /proc/stat;
+    None elsewhere)."""
+    def sample():
+        with open("/proc/stat") as f:
+            vals = [int(v) for v in f.readline().split()[1:8]]
+        return sum(vals), vals[3] + vals[4]  # total, idle + iowait
+    try:
+        t0, i0 = sample()
+        time.sleep(interval)
+        t1, i1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (i1 - i0) / float(max(1, t1 - t0))
+
+
+def cpu_accounting():
+    """(wall, busy CPU seconds of the whole machine, CPU seconds of finished
+    children), or None where /proc/stat is missing. Steal time counts as
+    busy: on a VM it is the host's other tenants."""
+    if resource is None:
+        return None
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        tick = float(os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy = (sum(v) - v[3] - v[4]) / tick  # all but idle and iowait
+    return time.time(), busy, ru.ru_utime + ru.ru_stime
+
+
+def foreign_load(before, after):
+    """Fraction of the machine that processes other than our worker used
+    between two cpu_accounting() samples."""
+    if before is None or after is None:
+        return None
+    wall = max(1e-3, after[0] - before[0])
+    other = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, other) / (wall * (os.cpu_count() or 1))
+
+
+def wait_idle(limit, threshold=0.2):
+    """Waits up to `limit` seconds for the machine to be mostly idle; returns
+    the last busy fraction seen (None if it cannot be measured)."""
+    deadline = time.time() + limit
+    busy = cpu_busy()
+    while busy is not None and busy > threshold and time.time() < deadline:
+        busy = cpu_busy()
+    return busy
+
+
+def calibrate(info, bdir, kernel, mode, min_time, wait):
+    """Iterations per thread so that one thread takes about min_time: scaled
+    up until the best of three 1-thread runs takes at least a tenth of a
+    second, then checked once at the estimated count itself (short runs
+    tend to run slower per iteration than long ones)."""
     iters = 100000
-    for _ in range(4):
+    final = False
+    for _ in range(8):
+        if wait:
+            wait_idle(wait)
         rec, err = run_worker(info, bdir, worker_args(
-            kernel, mode, 1, iters, ["--calibrate"]))
+            kernel, mode, 1, iters, ["--calibrate", "--repeats", "3"]))
         if rec is None:
             raise SystemExit("calibration of %s failed: %s" % (kernel, err))
         t = min(rec["t1"])
-        if t >= 0.05:
+        if final:
             break
-        iters *= 10
+        if t >= 0.1:
+            final = True
+            iters = nice_round(int(min_time / (t / iters)) + 1)
+        else:
+            iters = int(iters * min(100.0, 0.15 / max(t, 1e-6)))
     return nice_round(int(min_time / (t / iters)) + 1)
 
 
@@ -232,28 +309,35 @@ def smoke(info, bdir):
     for kernel, mode, _section in configurations(info, bench_info):
         rec, err = run_worker(info, bdir, worker_args(kernel, mode, 2, 200))
         if rec is None:
-            log("%-6s %-10s %-18s CRASH %s" % (info["tag"], kernel, mode, err))
+            log("%-6s %-10s %-22s CRASH %s" % (info["tag"], kernel, mode, err))
             failures += 1
             continue
         problems = check_run(info, bench_info, rec)
         failures += bool(problems)
-        log("%-6s %-10s %-18s call=%-4s immortal=%-5s t1=%.4fs tN=%.4fs %s"
+        log("%-6s %-10s %-22s call=%-4s immortal=%-5s after-thread=%-5s "
+            "t1=%.4fs tN=%.4fs %s"
             % (info["tag"], kernel, mode, fmt_result(rec["result"]),
-               rec.get("is_immortal_created", "-"), rec["t1"][0], rec["tN"][0],
+               rec.get("is_immortal_created", "-"),
+               rec.get("is_immortal_after_thread", "-"), rec["t1"][0], rec["tN"][0],
                "ok" if not problems else "FAIL: " + "; ".join(problems)))
     for mode, when, want in probes_for(info, bench_info):
         rec, err = run_worker(info, bdir, ["--probe", when, "--mode", mode])
         if rec is None:
-            log("%-6s probe %-17s %-6s CRASH %s" % (info["tag"], mode, when, err))
+            log("%-6s probe %-17s %-17s CRASH %s" % (info["tag"], mode, when, err))
             failures += 1
             continue
-        bad = want is not None and rec["collected"] != want
-        failures += bad
-        log("%-6s probe %-17s thread=%-6s call=%-4s immortal=%-5s collected=%-5s %s"
+        problems = []
+        want_call = expected_result(info, bench_info, "callable", mode)
+        if rec["result"] != want_call:
+            problems.append("call returned %r, expected %r" % (rec["result"], want_call))
+        if want is not None and rec["collected"] != want:
+            problems.append("expected collected=%s" % want)
+        failures += bool(problems)
+        log("%-6s probe %-17s %-17s call=%-4s immortal=%-5s collected=%-5s %s"
             % (info["tag"], mode, when, fmt_result(rec["result"]),
                rec["is_immortal"], rec["collected"],
-               ("FAIL: expected collected=%s" % want) if bad
-               else ("ok" if want is not None else "(observation)")))
+               ("FAIL: " + "; ".join(problems)) if problems
+               else ("ok" if want is not None else "ok (collected: observation only)")))
     return failures
 
 
@@ -263,7 +347,8 @@ def fmt_result(r):
 
 # ---- Full benchmark --------------------------------------------------------
 
-def benchmark(info, bdir, threads, repeats, iterations, min_time):
+def benchmark(info, bdir, threads, repeats, inner, iterations, min_time, wait,
+              max_foreign, max_retries, paired):
     rec, err = run_worker(info, bdir, worker_args("ceiling", "-", 2, 200))
     if rec is None:
         raise SystemExit("%s: worker failed: %s" % (info["tag"], err))
@@ -300,24 +385,46 @@ def benchmark(info, bdir, threads, repeats, iterations, min_time):
     for e in entries:
         if e["kernel"] not in iters:
             iters[e["kernel"]] = iterations or calibrate(
-                info, bdir, e["kernel"], e["mode"], min_time)
+                info, bdir, e["kernel"], e["mode"], min_time, wait)
     log("  iterations per thread: " + ", ".join(
         "%s=%d" % kv for kv in sorted(iters.items())))
 
     timed = [e for e in entries if not e["na"]]
+    reruns = 0
     for r in range(repeats):
         # Interleaved, rotated: load from elsewhere spreads over all rows.
         order = timed[r % len(timed):] + timed[:r % len(timed)]
         for e in order:
-            rec, err = run_worker(info, bdir, worker_args(
-                e["kernel"], e["mode"], threads, iters[e["kernel"]]))
-            if rec is None:
-                raise SystemExit("%s %s %s crashed: %s"
-                                 % (info["tag"], e["kernel"], e["mode"], err))
-            t1, tn = rec["t1"][0], rec["tN"][0]
+            extra = ["--order", "1N" if r % 2 == 0 else "N1", "--repeats", str(inner)]
+            if paired and e["kernel"] != "ceiling":
+                extra += ["--paired-ceiling", str(iters["ceiling"])]
+            argv = worker_args(e["kernel"], e["mode"], threads, iters[e["kernel"]], extra)
+            for attempt in range(max_retries + 1):
+                if wait:
+                    wait_idle(wait)
+                before = cpu_accounting()
+                rec, err = run_worker(info, bdir, argv)
+                foreign = foreign_load(before, cpu_accounting())
+                if rec is None:
+                    raise SystemExit("%s %s %s crashed: %s"
+                                     % (info["tag"], e["kernel"], e["mode"], err))
+                if foreign is None or foreign <= max_foreign:
+                    break
+                reruns += 1
+            # Noise only ever adds time: each process's sample is the best
+            # 1-thread time over the best N-thread time.
+            t1, tn = min(rec["t1"]), min(rec["tN"])
             e["t1"].append(t1)
             e["tN"].append(tn)
+            e.setdefault("raw", []).append({"t1": rec["t1"], "tN": rec["tN"]})
             e["speedups"].append(threads * t1 / tn)
+            if "ceiling_t1" in rec:
+                cs = threads * min(rec["ceiling_t1"]) / min(rec["ceiling_tN"])
+                e.setdefault("paired_ceiling", []).append(cs)
+                e.setdefault("paired_fractions", []).append(threads * t1 / tn / cs)
+                e["raw"][-1]["ceiling_t1"] = rec["ceiling_t1"]
+                e["raw"][-1]["ceiling_tN"] = rec["ceiling_tN"]
+            e.setdefault("foreign_load", []).append(foreign)
         log("  repeat %d/%d done" % (r + 1, repeats))
 
     ceiling = next(e for e in entries if e["kernel"] == "ceiling")
@@ -329,6 +436,8 @@ def benchmark(info, bdir, threads, repeats, iterations, min_time):
         s = e["speedups"]
         e["median"], e["min"], e["max"] = median(s), min(s), max(s)
         e["fraction_of_ceiling"] = e["median"] / ceil_med
+        if e.get("paired_fractions"):
+            e["paired_fraction"] = median(e["paired_fractions"])
         e["t1_median"] = median(e["t1"])
 
     probes = []
@@ -344,7 +453,10 @@ def benchmark(info, bdir, threads, repeats, iterations, min_time):
         "free_threaded": info["free_threaded"], "debug": info["debug"],
         "cpu_count": info["cpu_count"], "gil_enabled": gil,
         "bench_info": bench_info, "threads": threads, "repeats": repeats,
-        "ceiling_median": ceil_med, "entries": entries, "probes": probes,
+        "inner": inner,
+        "ceiling_median": ceil_med, "iterations": iters, "reruns": reruns,
+        "max_foreign": max_foreign, "entries": entries,
+        "probes": probes,
     }
 
 
@@ -353,10 +465,20 @@ def table(res, date):
     lines.append("%s | os.cpu_count()=%s | threads=%d | repeats=%d | %s"
                  % (res["version"], res["cpu_count"], res["threads"],
                     res["repeats"], date))
+    lines.append("timed processes run again because other load exceeded %.0f%% "
+                 "of the machine: %d" % (100 * res["max_foreign"], res["reruns"]))
     if res["free_threaded"] and res["gil_enabled"]:
         lines.append("NOTE: the GIL was enabled at run time")
-    hdr = "%-11s %-18s %-5s %-8s %-15s %-8s %s" % (
-        "kernel", "mode", "call", "speedup", "spread", "ceiling", "of ceiling")
+    lines.append("speedup = %d * t1 / tN (best of %d pairs per process), median "
+                 "and min-max over %d processes; call = what the pyimmortal call "
+                 "returned" % (res["threads"], res["inner"], res["repeats"]))
+    lines.append("iterations per thread: " + ", ".join(
+        "%s=%d" % kv for kv in sorted(res["iterations"].items())))
+    lines.append("of ceiling = speedup median / ceiling median; paired = median over "
+                 "processes of speedup / ceiling speedup timed in the same process")
+    hdr = "%-11s %-22s %-5s %-8s %-8s %-13s %-8s %-11s %s" % (
+        "kernel", "mode", "call", "t1", "speedup", "spread", "ceiling",
+        "of ceiling", "paired")
     sections = [("main", None), ("extra", "extra: kernel 1 on a GC handle "
                  "(PyCapsule is not a GC type)"),
                 ("experiment", "3.13t experiment: internal deferred state set "
@@ -373,25 +495,31 @@ def table(res, date):
         for e in rows:
             call = fmt_result(e["result"])
             if e["na"]:
-                lines.append("%-11s %-18s %-5s %-8s" % (e["kernel"], e["mode"], call, "n/a"))
+                lines.append("%-11s %-22s %-5s %-8s %-8s" % (
+                    e["kernel"], e["mode"], call, "-", "n/a"))
                 continue
-            lines.append("%-11s %-18s %-5s %-8s %-15s %-8s %s" % (
-                e["kernel"], e["mode"], call, "%.2fx" % e["median"],
+            pf = e.get("paired_fraction")
+            lines.append("%-11s %-22s %-5s %-8s %-8s %-13s %-8s %-11s %s" % (
+                e["kernel"], e["mode"], call, "%.3fs" % e["t1_median"],
+                "%.2fx" % e["median"],
                 "%.2f-%.2fx" % (e["min"], e["max"]),
                 "%.2fx" % res["ceiling_median"],
-                "%.0f%%" % (100 * e["fraction_of_ceiling"])))
+                "%.0f%%" % (100 * e["fraction_of_ceiling"]),
+                "-" if pf is None else "%.0f%%" % (100 * pf)))
     if res["probes"]:
         lines.append("")
-        lines.append("collectability probes (Callable; weakref, del, gc.collect())")
-        lines.append("%-18s %-14s %-5s %-13s %-12s %s" % (
-            "mode", "thread start", "call", "ob_ref_local", "IsImmortal", "collected"))
+        lines.append("collectability probes: a Callable built in each mode, a weakref, "
+                     "then del + gc.collect()")
+        lines.append("(fields read after the thread, if any, has been joined)")
+        lines.append("%-18s %-18s %-5s %-13s %-20s %-11s %s" % (
+            "mode", "order", "call", "ob_ref_local", "ob_ref_shared",
+            "IsImmortal", "collected"))
         for p in res["probes"]:
             f = p["fields_after_thread"] or {}
-            when = {"before": "after setup", "after": "before setup",
-                    "none": "none"}[p["probe"]]
-            lines.append("%-18s %-14s %-5s %-13s %-12s %s" % (
-                p["mode"], when, fmt_result(p["result"]),
-                f.get("ob_ref_local", "-"), p["is_immortal"], p["collected"]))
+            lines.append("%-18s %-18s %-5s %-13s %-20s %-11s %s" % (
+                p["mode"], p["probe"], fmt_result(p["result"]),
+                f.get("ob_ref_local", "-"), f.get("ob_ref_shared", "-"),
+                p["is_immortal"], p["collected"]))
     return "\n".join(lines)
 
 
@@ -402,6 +530,7 @@ COLORS = {
     "immortal": (40, 150, 70),
     "deferred": (230, 140, 30),
     "internal-deferred": (140, 80, 180),
+    "internal-deferred-late": (190, 160, 220),
 }
 CEILING_COLOR = (210, 40, 40)
 
@@ -426,7 +555,7 @@ def draw_matplotlib(results, path):
     fig, axes = plt.subplots(n, 1, figsize=(10, 3.6 * n), squeeze=False)
     for ax, res in zip(axes[:, 0], results):
         groups = chart_groups(res)
-        width = 0.2
+        width = 0.85 / max(3, max(len(b) for _, b in groups))
         for gi, (label, bars) in enumerate(groups):
             for bi, (mode, e) in enumerate(bars):
                 x = gi + (bi - (len(bars) - 1) / 2.0) * width
@@ -436,7 +565,7 @@ def draw_matplotlib(results, path):
                     continue
                 c = tuple(v / 255.0 for v in COLORS[mode])
                 ax.bar(x, e["median"], width * 0.9, color=c,
-                       label=mode if gi == 0 or mode == "internal-deferred" else None,
+                       label=mode,
                        yerr=[[e["median"] - e["min"]], [e["max"] - e["median"]]],
                        capsize=3)
                 ax.text(x, e["max"] + 0.03, "%.2f" % e["median"], ha="center",
@@ -447,14 +576,15 @@ def draw_matplotlib(results, path):
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([g[0] for g in groups])
         ax.set_ylabel("speedup, %d threads" % res["threads"])
-        ax.set_title("%s (os.cpu_count()=%s)" % (res["version"][:70], res["cpu_count"]),
-                     fontsize=9)
+        ax.set_title("CPython %s, os.cpu_count()=%s" % (
+            res["version"].split(" (")[0], res["cpu_count"]), fontsize=10)
         handles, labels = ax.get_legend_handles_labels()
         seen = {}
         for h, l in zip(handles, labels):
             seen.setdefault(l, h)
-        ax.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right")
-        ax.set_ylim(0, max(res["threads"], max_value(res)) * 1.15)
+        ax.legend(list(seen.values()), list(seen.keys()), fontsize=7,
+                  loc="upper left", ncol=3)
+        ax.set_ylim(0, max(res["threads"], max_value(res)) * 1.45)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -576,9 +706,11 @@ def draw_plain(results, path):
     c = Canvas(W, PH * len(results) + 10)
     for pi, res in enumerate(results):
         oy = pi * PH
+        short = res["version"].split(" (")[0].replace(" experimental", "")
         title = "CPython %s  os.cpu_count()=%s  %d threads" % (
-            res["version"].split(" (")[0], res["cpu_count"], res["threads"])
-        c.text(left, oy + 10, title, scale=2)
+            short.replace(" build", ""), res["cpu_count"], res["threads"])
+        tscale = 2 if Canvas.text_width(title, 2) <= W - left - right else 1
+        c.text(left, oy + 10, title, scale=tscale)
         x0, x1 = left, W - right
         y0, y1 = oy + top, oy + PH - bottom  # plot top, plot bottom
         vmax = max(res["threads"], max_value(res)) * 1.15
@@ -603,7 +735,7 @@ def draw_plain(results, path):
 
         groups = chart_groups(res)
         gw = (x1 - x0) / float(max(1, len(groups)))
-        bw = int(gw * 0.8 / 4)
+        bw = int(gw * 0.85 / max(3, max(len(b) for _, b in groups)))
         for gi, (label, bars) in enumerate(groups):
             gx = x0 + gw * gi + gw / 2.0
             for bi, (mode, e) in enumerate(bars):
@@ -619,18 +751,18 @@ def draw_plain(results, path):
                 lab = "%.2f" % e["median"]
                 c.text(mid - Canvas.text_width(lab) // 2, ypix(e["max"]) - 10, lab)
             c.text(int(gx - Canvas.text_width(label, 2) / 2), y1 + 12, label, scale=2)
-        yc = ypix(res["ceiling_median"])
-        c.hline(x0, x1, yc, CEILING_COLOR, dash=8, thick=2)
-        clabel = "CEILING %.2fx" % res["ceiling_median"]
-        c.text(x1 - Canvas.text_width(clabel) - 4, yc - 11, clabel, color=CEILING_COLOR)
+        c.hline(x0, x1, ypix(res["ceiling_median"]), CEILING_COLOR, dash=8, thick=2)
 
         lx = left
-        for mode in ("mortal", "immortal", "deferred", "internal-deferred"):
+        for mode in COLORS:
             if not any(e["mode"] == mode for e in res["entries"]):
                 continue
             c.rect(lx, oy + 34, lx + 12, oy + 46, COLORS[mode])
             c.text(lx + 16, oy + 37, mode.upper())
             lx += 16 + Canvas.text_width(mode) + 24
+        c.hline(lx, lx + 24, oy + 39, CEILING_COLOR, dash=4, thick=2)
+        c.text(lx + 28, oy + 37, "CEILING %.2fx (SHARES NOTHING)" % res["ceiling_median"],
+               color=CEILING_COLOR)
     c.save_png(path)
 
 
@@ -656,14 +788,37 @@ def main():
                     help="interpreter to benchmark (repeatable; default: this one)")
     ap.add_argument("--threads", type=int, default=None,
                     help="N threads (default: os.cpu_count(), at least 2)")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="processes per configuration (default: %(default)s)")
+    ap.add_argument("--inner", type=int, default=3,
+                    help="1-thread/N-thread pairs timed inside each process; "
+                         "the sample uses the best of each (default: %(default)s)")
+    ap.add_argument("--no-paired", action="store_true",
+                    help="do not time the ceiling kernel inside every other "
+                         "configuration's process (halves the run time; the "
+                         "'paired' column is then empty)")
     ap.add_argument("--iterations", type=int, default=0,
                     help="iterations per thread (default: calibrated per kernel)")
     ap.add_argument("--min-time", type=float, default=0.25,
-                    help="calibration target for one thread, seconds")
-    ap.add_argument("--out", default=os.path.join(REPO, "_build", "bench"))
-    ap.add_argument("--build-root", default=os.path.join(REPO, "_build", "bench"))
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+                    help="calibration target for one thread, seconds "
+                         "(default: %(default)s)")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="S",
+                    help="before each timed process, wait up to S seconds for "
+                         "the machine to be mostly idle (Linux; default: off)")
+    ap.add_argument("--max-foreign", type=float, default=0.05, metavar="F",
+                    help="a timed process during which other processes used "
+                         "more than this fraction of the machine is run again "
+                         "(Linux; default: %(default)s)")
+    ap.add_argument("--retries", type=int, default=3,
+                    help="how many times such a process is run again "
+                         "(default: %(default)s; the last try is kept)")
+    ap.add_argument("--out", default=os.path.join(REPO, "_build", "bench"),
+                    help="where results.json, table.txt and speedup.png go "
+                         "(default: _build/bench)")
+    ap.add_argument("--build-root", default=os.path.join(REPO, "_build", "bench"),
+                    help="CMake builds go to BUILD_ROOT/<tag> (default: _build/bench)")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="parallel build jobs")
     ap.add_argument("--plain-png", action="store_true",
                     help="draw the chart without matplotlib even if it is there")
     ap.add_argument("--smoke", action="store_true",
@@ -694,7 +849,9 @@ def main():
         log("== %s: building" % info["tag"])
         bdir = build(info, args.build_root, args.jobs)
         log("== %s: running (%d threads, %d repeats)" % (info["tag"], threads, args.repeats))
-        res = benchmark(info, bdir, threads, args.repeats, args.iterations, args.min_time)
+        res = benchmark(info, bdir, threads, args.repeats, args.inner, args.iterations,
+                        args.min_time, args.wait_idle, args.max_foreign,
+                        args.retries, not args.no_paired)
         results.append(res)
         log("")
         log(table(res, date))

@@ -4,11 +4,15 @@ Started by bench/run.py with the interpreter under test:
 
     python worker.py --build-dir DIR --kernel K --mode M --threads N \
         --iterations I [--repeats R] [--calibrate]
-    python worker.py --build-dir DIR --probe WHEN --mode M
+    python worker.py --build-dir DIR --probe ORDER --mode M
 
 A timing run builds the shared object in the requested mode before any thread
 exists, runs a short warm-up in one thread, then times the same fixed work
-per thread with 1 thread and with N threads. Each timed run starts its
+per thread with 1 thread and with N threads, --repeats times (the order of
+the two alternates; --order gives the first). With --paired-ceiling, each
+pair is followed by a pair of the shared-nothing ceiling kernel in the same
+process, so the two can be compared under the same machine conditions. A mode ending in "-late" (3.13t
+experiment) builds the object only after a first thread has come and gone. Each timed run starts its
 threads, lets each build its per-thread objects, releases them all at once
 with a threading.Barrier and stops the clock when the last one has been
 joined.
@@ -32,6 +36,7 @@ UINT32_MAX = 0xFFFFFFFF
 
 
 def load(build_dir):
+    sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
     sys.path.insert(0, os.path.abspath(build_dir))
@@ -111,7 +116,13 @@ def gil_enabled():
 
 
 def timing(args, bench, kernels):
-    result, obj, loop, per_thread = setup(bench, kernels, args.kernel, args.mode)
+    mode = args.mode
+    if mode.endswith("-late"):
+        # 3.13t experiment: build the object only after a thread has started
+        # (and ended), so 3.13t's one-time immortalization has already run.
+        mode = mode[:-len("-late")]
+        start_and_join_thread()
+    result, obj, loop, per_thread = setup(bench, kernels, args.kernel, mode)
     out = {
         "kernel": args.kernel,
         "mode": args.mode,
@@ -123,33 +134,52 @@ def timing(args, bench, kernels):
         out["is_immortal_created"] = bench.is_immortal(obj)
         out["fields_created"] = bench.refcount_fields(obj)
     # Warm-up (also the first thread start, which matters on 3.13t).
-    run_threads(1, max(1, args.iterations // 20), loop, per_thread)
+    run_threads(1, max(1, args.iterations // 10), loop, per_thread)
     if obj is not None:
         out["is_immortal_after_thread"] = bench.is_immortal(obj)
         out["fields_after_thread"] = bench.refcount_fields(obj)
+    paired = args.paired_ceiling and args.kernel != "ceiling"
+    if paired:
+        ceiling_iters = args.paired_ceiling
+        run_threads(1, max(1, ceiling_iters // 10), kernels.capsule_loop,
+                    bench.ceiling_caller)
     gc.collect()
     gc.disable()
-    t1, tn = [], []
-    for _ in range(args.repeats):
-        t1.append(run_threads(1, args.iterations, loop, per_thread))
-        if not args.calibrate:
-            tn.append(run_threads(args.threads, args.iterations, loop, per_thread))
+    t1, tn, c1, cn = [], [], [], []
+    for i in range(args.repeats):
+        # Alternate the order from one pair to the next.
+        first_one = (args.order == "1N") == (i % 2 == 0)
+        if args.calibrate:
+            t1.append(run_threads(1, args.iterations, loop, per_thread))
+            continue
+        for n in ((1, args.threads) if first_one else (args.threads, 1)):
+            (t1 if n == 1 else tn).append(
+                run_threads(n, args.iterations, loop, per_thread))
+        if paired:
+            # The ceiling kernel right after, in the same process, so both
+            # see the same machine.
+            for n in ((1, args.threads) if first_one else (args.threads, 1)):
+                (c1 if n == 1 else cn).append(run_threads(
+                    n, ceiling_iters, kernels.capsule_loop, bench.ceiling_caller))
     gc.enable()
     out["t1"] = t1
     out["tN"] = tn
+    if paired:
+        out["ceiling_t1"] = c1
+        out["ceiling_tN"] = cn
     out["gil_enabled"] = gil_enabled()
     return out
 
 
 def probe(args, bench):
     out = {"probe": args.probe, "mode": args.mode}
-    if args.probe == "after":
+    if args.probe == "thread-then-setup":
         start_and_join_thread()
     result, obj = bench.make_callable(args.mode)
     out["result"] = result
     out["fields_created"] = bench.refcount_fields(obj)
     ref = weakref.ref(obj)
-    if args.probe in ("before", "after"):
+    if args.probe in ("setup-then-thread", "thread-then-setup"):
         start_and_join_thread()
     fields = bench.refcount_fields(obj)
     out["fields_after_thread"] = fields
@@ -171,11 +201,18 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--order", choices=["1N", "N1"], default="1N",
+                    help="time 1 thread first (1N) or N threads first (N1); "
+                         "with --repeats, the order alternates from there")
+    ap.add_argument("--paired-ceiling", type=int, default=0, metavar="I",
+                    help="after each pair, also time the ceiling kernel with I "
+                         "iterations per thread in this same process")
     ap.add_argument("--calibrate", action="store_true",
                     help="time 1 thread only")
-    ap.add_argument("--probe", choices=["before", "after", "none"],
-                    help="collectability probe: start a thread before or "
-                         "after building the object, or none at all")
+    ap.add_argument("--probe",
+                    choices=["setup-then-thread", "thread-then-setup", "no-thread"],
+                    help="collectability probe: build the object, then start "
+                         "a thread; or the other way round; or no thread")
     args = ap.parse_args()
     bench, kernels = load(args.build_dir)
     if args.probe:
