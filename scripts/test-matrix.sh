@@ -21,7 +21,7 @@ out="$repo/_build/matrix"
 mkdir -p "$out"
 CACHE=${PYIMMORTAL_CACHE:-$HOME/.cache/pyimmortal}
 export PYIMMORTAL_CACHE=$CACHE
-SUITES=(layout layout-ft rust embed ext headers abi)
+SUITES=(layout layout-ft rust embed ext headers abi bench)
 start=$(date +%s)
 
 scripts/setup-host.sh || { echo "test-matrix: host setup failed" >&2; exit 1; }

@@ -12,6 +12,7 @@
 #   ext      a real extension module imported by the interpreter
 #   headers  pyimmortal.h as C99, C11, C++11, C++20 with -Werror -pedantic
 #   abi      a library for another flavor must not link
+#   bench    every benchmark kernel built and run once, briefly (no timing)
 # Runs on the host or inside the sid root (scripts/sid-exec.sh).
 set -uo pipefail
 py=$1
@@ -60,7 +61,7 @@ fi
 if ! { cmake -S "$repo" -B "$build/cmake" -DPYIMMORTAL_PYTHON="$py" \
         && cmake --build "$build/cmake" -j "$(nproc)"; } >"$build/cmake.log" 2>&1; then
     tail -n 60 "$build/cmake.log"
-    for s in embed ext headers abi; do record "$s" failed; done
+    for s in embed ext headers abi bench; do record "$s" failed; done
     exit 0
 fi
 
@@ -77,6 +78,14 @@ for s in embed ext headers abi; do
         tail -n 60 "$out"
     fi
 done
+if "$py" "$repo/bench/run.py" --python "$py" --smoke \
+    --out "$build/bench" --build-root "$build/bench" >"$build/bench.log" 2>&1; then
+    record bench passed
+else
+    record bench failed
+    tail -n 40 "$build/bench.log"
+fi
+
 # What the debug interpreters report under -X showrefcount (see docs).
 grep -h "showrefcount:" "$build/ctest-ext.log" 2>/dev/null | sed "s/^[0-9]*: *//" | sort -u >"$build/showrefcount" || true
 cat "$build/showrefcount"
