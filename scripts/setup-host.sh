@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing pyimmortal needs on a Debian machine
 # with rustup: cmake, a C/C++ compiler, libclang (for bindgen), debootstrap
-# (for the Debian sid interpreters), rustfmt/clippy and the pinned cbindgen.
-# Idempotent; quick when everything is present.
+# (for the Debian sid interpreters) and rustfmt/clippy. The pinned cbindgen
+# is installed on demand by scripts/regen-header.sh. Idempotent; quick when
+# everything is present.
 set -euo pipefail
 
 need=()
@@ -20,8 +21,3 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
-CBINDGEN_VERSION=0.29.4
-if [ "$(cbindgen --version 2>/dev/null | awk '{print $2}')" != "$CBINDGEN_VERSION" ]; then
-    echo "setup-host: installing cbindgen $CBINDGEN_VERSION"
-    cargo install --locked --quiet cbindgen --version "$CBINDGEN_VERSION"
-fi
