@@ -265,6 +265,20 @@ handler_payload_of(PyObject *handler)
 
 /* ---- Kernel 1: capsule ---------------------------------------------- */
 
+/* Kernel 1's work per call, shared with the ceiling kernel so that both do
+ * exactly the same: INCREF the handler, read its payload, DECREF it. */
+static PyObject *
+touch_handler(PyObject *handler)
+{
+    Py_INCREF(handler);
+    const handler_payload *p = handler_payload_of(handler);
+    Py_DECREF(handler);
+    if (p == NULL) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 /* The per-call work: fetch the module's handler, hold a new reference for
  * the duration of the call, read its payload, drop the reference. `module`
  * arrives borrowed (PyCFunction calls do not touch its refcount). */
@@ -277,13 +291,7 @@ handler_call(PyObject *module, PyObject *unused)
         PyErr_SetString(PyExc_RuntimeError, "call make_capsule() first");
         return NULL;
     }
-    Py_INCREF(handler);
-    const handler_payload *p = handler_payload_of(handler);
-    Py_DECREF(handler);
-    if (p == NULL) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return touch_handler(handler);
 }
 
 static PyMethodDef handler_call_def = {
@@ -296,13 +304,7 @@ static PyObject *
 own_handler_call(PyObject *handler, PyObject *unused)
 {
     (void)unused;
-    Py_INCREF(handler);
-    const handler_payload *p = handler_payload_of(handler);
-    Py_DECREF(handler);
-    if (p == NULL) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return touch_handler(handler);
 }
 
 static PyMethodDef own_handler_call_def = {
