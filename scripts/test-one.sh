@@ -27,7 +27,7 @@ record() { echo "$1 $2" >>"$results"; log "$1: $2"; }
 export PYIMMORTAL_PYTHON="$py"
 
 if cargo build --locked --quiet --lib --manifest-path "$repo/Cargo.toml" \
-    --target-dir "$build/cargo-layout" >"$build/layout.log" 2>&1; then
+    --target-dir "$build/cargo" >"$build/layout.log" 2>&1; then
     record layout passed
 else
     record layout failed
@@ -49,9 +49,9 @@ else
 fi
 
 if cargo test --locked --quiet --manifest-path "$repo/Cargo.toml" \
-    --target-dir "$build/cargo-test" >"$build/rust.log" 2>&1 &&
+    --target-dir "$build/cargo" >"$build/rust.log" 2>&1 &&
    cargo test --locked --quiet --manifest-path "$repo/systest/Cargo.toml" \
-    --target-dir "$build/cargo-systest" >>"$build/rust.log" 2>&1; then
+    --target-dir "$build/cargo" >>"$build/rust.log" 2>&1; then
     record rust passed
 else
     record rust failed
