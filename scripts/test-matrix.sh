@@ -96,14 +96,51 @@ for row in "${rows[@]}"; do
     fi
 done
 
+# --- cross-target checks --------------------------------------------------------
+# An extension built for one target and linked with a library built for
+# another must fail to import, and bypassing the header must still be
+# refused at run time (scripts/check-cross-target.sh). Pairs are taken from
+# the rows above: 3.12 with 3.13's library, and each given free-threaded
+# interpreter with the library of the GIL build of its version.
+# Rows are looked up by glob pattern on their name.
+row_field() { for r in "${rows[@]}"; do IFS='|' read -r n w p <<<"$r"; if [[ $n == $1 ]]; then [ "$2" = name ] && echo "$n" || echo "$p"; return; fi; done; }
+row_lib() { ls "$out/$1"/cmake/cargo-*/release/libpyimmortal.a 2>/dev/null | head -n 1; }
+cross_pairs=()
+a=$(row_field 'pyenv-3.12.*' name)
+b=$(row_field 'pyenv-3.13.*' name)
+[ -n "$a" ] && [ -n "$b" ] && cross_pairs+=("$a|$b")
+for t in 3.13 3.14 3.15; do
+    ft=$(row_field "given-${t}t" name)
+    gil=$(row_field "pyenv-${t}.*" name)
+    [ -n "$gil" ] || gil=$(row_field "sid-${t}" name)
+    [ -n "$ft" ] && [ -n "$gil" ] && cross_pairs+=("$ft|$gil")
+done
+cross_status=skipped
+cross_desc=""
+for pair in "${cross_pairs[@]}"; do
+    IFS='|' read -r a b <<<"$pair"
+    if [ -n "${PYIMMORTAL_MATRIX_FILTER:-}" ] && ! { [[ $a =~ $PYIMMORTAL_MATRIX_FILTER ]] && [[ $b =~ $PYIMMORTAL_MATRIX_FILTER ]]; }; then
+        continue
+    fi
+    cross_desc="$cross_desc $a+lib($b)"
+    [ "$cross_status" = skipped ] && cross_status=passed
+    lib=$(row_lib "$b")
+    echo "=== cross-target: $a with the library of $b"
+    if [ -z "$lib" ] || ! scripts/check-cross-target.sh "$(row_field "$a" python)" "$lib"; then
+        cross_status=failed
+    fi
+done
+
 # --- table --------------------------------------------------------------------
 failed=0
 [ "$repo_status" = passed ] || failed=1
+[ "$cross_status" = failed ] && failed=1
 table="$out/table.md"
 {
     printf '| interpreter | %s |\n' "$(IFS='|'; echo "${SUITES[*]}" | sed 's/|/ | /g')"
     printf '|---|%s\n' "$(for _ in "${SUITES[@]}"; do printf -- '---|'; done)"
     printf '| (repository: fmt, clippy, header, unverified targets) | %s |\n' "$repo_status"
+    printf '| (cross-target:%s) | %s |\n' "${cross_desc:- none}" "$cross_status"
     for row in "${rows[@]}"; do
         IFS='|' read -r name where py <<<"$row"
         if [ -n "${PYIMMORTAL_MATRIX_FILTER:-}" ] && ! [[ $name =~ $PYIMMORTAL_MATRIX_FILTER ]]; then
