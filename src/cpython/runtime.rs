@@ -91,32 +91,43 @@ fn force_builtin() -> bool {
     }
 }
 
-/// Whether the running interpreter is the target the library was built
-/// for. Checked once; a mismatch is reported once on stderr and makes every
-/// function return its "did nothing" value.
-pub fn target_matches() -> bool {
-    static STATE: AtomicU8 = AtomicU8::new(0);
-    match STATE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let built_minor: u32 = env!("PYIMMORTAL_TARGET_MINOR").parse().unwrap_or(0);
-            let built_ft = cfg!(Py_GIL_DISABLED);
-            let running_minor = super::running_minor();
-            let running_ft = MERGE_ZERO_LOCAL_REFCOUNT.address().is_some();
-            let ok = running_minor == Some(built_minor) && running_ft == built_ft;
-            if !ok {
-                eprintln!(
-                    "pyimmortal: this library was built for CPython {} but the running \
-                     interpreter is 3.{}{}; pyimmortal leaves every object unchanged. \
-                     Rebuild libpyimmortal.a for this interpreter.",
-                    env!("PYIMMORTAL_TARGET"),
-                    running_minor.map_or("?".to_string(), |m| m.to_string()),
-                    if running_ft { "t" } else { "" },
-                );
-            }
-            STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
-            ok
-        }
+/// `Py_Version`: the running interpreter's `PY_VERSION_HEX`, exported as
+/// data since 3.11 (`Include/pylifecycle.h`, stable ABI).
+pub static PY_VERSION: Export = Export::new(c"Py_Version");
+
+/// The running interpreter's minor version: from `Py_Version` where it is
+/// exported (3.11+), else from the `Py_GetVersion()` string (3.9, 3.10, GIL
+/// builds only, where the caller's GIL serializes that function's static
+/// buffer).
+fn running_minor() -> Option<u32> {
+    match PY_VERSION.address() {
+        // SAFETY: `const unsigned long Py_Version`, read-only data.
+        Some(p) => Some(((unsafe { *p.cast::<std::ffi::c_ulong>() } >> 16) & 0xff) as u32),
+        None => super::running_minor(),
     }
+}
+
+/// Whether the running interpreter is the target the library was built
+/// for. Decided once, by the first caller; a mismatch is reported once on
+/// stderr and makes every function return its "did nothing" value.
+pub fn target_matches() -> bool {
+    static MATCHES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MATCHES.get_or_init(|| {
+        let built_minor = crate::abi::parse_decimal(env!("PYIMMORTAL_TARGET_MINOR"));
+        let built_ft = cfg!(Py_GIL_DISABLED);
+        let running_minor = running_minor();
+        let running_ft = MERGE_ZERO_LOCAL_REFCOUNT.address().is_some();
+        let ok = running_minor == Some(built_minor) && running_ft == built_ft;
+        if !ok {
+            eprintln!(
+                "pyimmortal: this library was built for CPython {} but the running \
+                 interpreter is 3.{}{}; pyimmortal leaves every object unchanged. \
+                 Rebuild libpyimmortal.a for this interpreter.",
+                env!("PYIMMORTAL_TARGET"),
+                running_minor.map_or("?".to_string(), |m| m.to_string()),
+                if running_ft { "t" } else { "" },
+            );
+        }
+        ok
+    })
 }
