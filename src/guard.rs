@@ -103,4 +103,69 @@ mod tests {
         );
         assert_eq!(object_call(op, 0, |p| (p == op) as c_int), 1);
     }
+
+    /// Runs `f` with an initialized interpreter and an attached thread
+    /// state; the unit tests link the target's libpython.
+    fn with_python<R>(f: impl FnOnce() -> R) -> R {
+        use std::ffi::c_void;
+        use std::sync::Once;
+        extern "C" {
+            fn Py_InitializeEx(initsigs: c_int);
+            fn PyEval_SaveThread() -> *mut c_void;
+            fn PyGILState_Ensure() -> c_int;
+            fn PyGILState_Release(state: c_int);
+        }
+        static INIT: Once = Once::new();
+        // SAFETY: initialization once, then the GIL (or attachment) is
+        // taken per call with the GILState API.
+        unsafe {
+            INIT.call_once(|| {
+                Py_InitializeEx(0);
+                PyEval_SaveThread();
+            });
+            let state = PyGILState_Ensure();
+            let r = f();
+            PyGILState_Release(state);
+            r
+        }
+    }
+
+    extern "C" {
+        fn PyErr_ExceptionMatches(exc: *mut PyObject) -> c_int;
+        fn PyErr_Clear();
+        static mut PyExc_SystemError: *mut PyObject;
+        static mut PyExc_TypeError: *mut PyObject;
+    }
+
+    /// Whether the pending exception is `exc`; clears it.
+    unsafe fn take_error(exc: *mut PyObject) -> bool {
+        // SAFETY: attached thread.
+        unsafe {
+            let matches = cpython::error_occurred() && PyErr_ExceptionMatches(exc) != 0;
+            PyErr_Clear();
+            matches
+        }
+    }
+
+    #[test]
+    fn checked_call_follows_cpython_error_convention() {
+        with_python(|| unsafe {
+            let mut dummy = 0u64;
+            let op = (&raw mut dummy).cast::<PyObject>();
+
+            assert_eq!(checked_call(op, |_| Ok(())), 0);
+            assert!(!cpython::error_occurred());
+
+            assert_eq!(checked_call(ptr::null_mut(), |_| Ok(())), -1);
+            assert!(take_error(PyExc_SystemError), "NULL gives SystemError");
+
+            let r = checked_call(op, |_| Err((Exception::TypeError, c"refused")));
+            assert_eq!(r, -1);
+            assert!(take_error(PyExc_TypeError), "the body's exception is set");
+
+            let r = checked_call(op, |_| panic!("boom"));
+            assert_eq!(r, -1);
+            assert!(take_error(PyExc_SystemError), "a panic gives SystemError");
+        });
+    }
 }
