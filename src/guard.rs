@@ -9,6 +9,15 @@ use crate::cpython::{self, runtime, Exception, PyObject};
 use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// Runs `body` if the library matches the running interpreter, and turns a
+/// panic into `refused`.
+pub fn call<T>(refused: T, body: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(|| runtime::target_matches().then(body))) {
+        Ok(Some(v)) => v,
+        Ok(None) | Err(_) => refused,
+    }
+}
+
 /// Runs `body` on a non-NULL `op`, or returns `refused`.
 pub fn object_call(
     op: *mut PyObject,
@@ -18,14 +27,7 @@ pub fn object_call(
     if op.is_null() {
         return refused;
     }
-    catch_unwind(AssertUnwindSafe(|| {
-        if runtime::target_matches() {
-            body(op)
-        } else {
-            refused
-        }
-    }))
-    .unwrap_or(refused)
+    call(refused, || body(op))
 }
 
 /// The guard for functions in CPython's error convention: runs `body` on a

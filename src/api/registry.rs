@@ -9,8 +9,9 @@
 //! Python again never sees objects of the previous runtime.
 
 use crate::cpython::{self, visitproc, Exception, PyObject};
+use crate::guard;
 use std::ffi::{c_int, c_void};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::catch_unwind;
 use std::sync::{Mutex, Once};
 
 /// `Py_ssize_t`; the header uses `Python.h`'s.
@@ -76,7 +77,7 @@ unsafe fn current() -> Vec<*mut PyObject> {
 #[no_mangle]
 pub extern "C" fn pyimmortal_Registry_Count() -> Py_ssize_t {
     // SAFETY: attached thread, per the contract.
-    catch_unwind(|| unsafe { current() }.len() as Py_ssize_t).unwrap_or(0)
+    guard::call(0, || unsafe { current() }.len() as Py_ssize_t)
 }
 
 /// Calls `visit(obj, arg)` for every registered object of the current
@@ -106,7 +107,7 @@ pub unsafe extern "C" fn pyimmortal_Registry_Visit(visit: visitproc, arg: *mut c
         return -1;
     };
     // SAFETY: attached thread, per the contract.
-    let objects = catch_unwind(|| unsafe { current() }).unwrap_or_default();
+    let objects = guard::call(Vec::new(), || unsafe { current() });
     for obj in objects {
         // SAFETY: a C callback with the visitproc signature.
         let r = unsafe { visit(obj, arg) };
@@ -130,8 +131,5 @@ pub unsafe extern "C" fn pyimmortal_Registry_Contains(op: *mut PyObject) -> c_in
         return 0;
     }
     // SAFETY: attached thread, per the contract.
-    catch_unwind(AssertUnwindSafe(|| {
-        unsafe { current() }.contains(&op) as c_int
-    }))
-    .unwrap_or(0)
+    guard::call(0, || unsafe { current() }.contains(&op) as c_int)
 }
