@@ -19,6 +19,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 out="$repo/_build/matrix"
 mkdir -p "$out"
+# rustup's and pyenv's usual homes, for shells that have not added them.
+for d in "${CARGO_HOME:-$HOME/.cargo}/bin" "${PYENV_ROOT:-$HOME/.pyenv}/bin"; do
+    if [ -d "$d" ] && [[ ":$PATH:" != *":$d:"* ]]; then PATH="$PATH:$d"; fi
+done
+export PATH
 CACHE=${PYIMMORTAL_CACHE:-$HOME/.cache/pyimmortal}
 export PYIMMORTAL_CACHE=$CACHE
 SUITES=(layout layout-ft rust embed ext headers abi bench)
