@@ -53,18 +53,20 @@ pub unsafe fn record(op: *mut PyObject) {
     });
 }
 
-/// The registered objects of the current interpreter.
+/// Runs `f` over the registered objects of the current interpreter, under
+/// the registry's lock (so `f` must not call back into Python).
 ///
 /// # Safety
 /// The calling thread must be attached.
-unsafe fn current() -> Vec<*mut PyObject> {
+unsafe fn with_current<R>(f: impl FnOnce(&mut dyn Iterator<Item = *mut PyObject>) -> R) -> R {
     // SAFETY: attached thread.
     let interpreter = unsafe { cpython::interpreter_id() };
-    entries()
+    let entries = entries();
+    let mut objects = entries
         .iter()
         .filter(|e| e.interpreter == interpreter)
-        .map(|e| e.object as *mut PyObject)
-        .collect()
+        .map(|e| e.object as *mut PyObject);
+    f(&mut objects)
 }
 
 /// Number of objects that this copy of pyimmortal made immortal (with
@@ -77,7 +79,8 @@ unsafe fn current() -> Vec<*mut PyObject> {
 #[no_mangle]
 pub extern "C" fn pyimmortal_Registry_Count() -> Py_ssize_t {
     // SAFETY: attached thread, per the contract.
-    guard::call(0, || unsafe { current() }.len() as Py_ssize_t)
+    guard::call(0, || unsafe { with_current(|objects| objects.count()) }
+        as Py_ssize_t)
 }
 
 /// Calls `visit(obj, arg)` for every registered object of the current
@@ -107,7 +110,10 @@ pub unsafe extern "C" fn pyimmortal_Registry_Visit(visit: visitproc, arg: *mut c
         return -1;
     };
     // SAFETY: attached thread, per the contract.
-    let objects = guard::call(Vec::new(), || unsafe { current() });
+    // The visits run after the lock is released: `visit` may call back.
+    let objects: Vec<_> = guard::call(Vec::new(), || unsafe {
+        with_current(|objects| objects.collect())
+    });
     for obj in objects {
         // SAFETY: a C callback with the visitproc signature.
         let r = unsafe { visit(obj, arg) };
@@ -131,5 +137,7 @@ pub unsafe extern "C" fn pyimmortal_Registry_Contains(op: *mut PyObject) -> c_in
         return 0;
     }
     // SAFETY: attached thread, per the contract.
-    guard::call(0, || unsafe { current() }.contains(&op) as c_int)
+    guard::call(0, || unsafe {
+        with_current(|mut objects| Iterator::any(&mut objects, |o| o == op))
+    } as c_int)
 }

@@ -132,7 +132,7 @@ pub fn at_exit(func: extern "C" fn()) -> bool {
 /// `op` must be a live object.
 pub unsafe fn is_dict(op: *mut PyObject) -> bool {
     // SAFETY: live object, hence a live type.
-    unsafe { PyType_GetFlags(crate::refcount::type_of(op)) & TPFLAGS_DICT_SUBCLASS != 0 }
+    unsafe { type_flags(op) & TPFLAGS_DICT_SUBCLASS != 0 }
 }
 
 #[cfg(Py_GIL_DISABLED)]
@@ -146,6 +146,15 @@ extern "C" {
 pub fn thread_id() -> usize {
     // SAFETY: a pure read of the thread pointer.
     unsafe { pyimmortal_sys_thread_id() }
+}
+
+/// `PyType_GetFlags(Py_TYPE(op))`.
+///
+/// # Safety
+/// `op` must be a live object.
+unsafe fn type_flags(op: *mut PyObject) -> c_ulong {
+    // SAFETY: a live object has a live type.
+    unsafe { PyType_GetFlags(crate::refcount::type_of(op)) }
 }
 
 /// `PyType_IS_GC(ty)`.
@@ -163,7 +172,7 @@ pub unsafe fn type_is_gc(ty: *mut PyObject) -> bool {
 /// `op` must be a live object.
 pub unsafe fn is_str(op: *mut PyObject) -> bool {
     // SAFETY: live object, hence a live type.
-    unsafe { PyType_GetFlags(crate::refcount::type_of(op)) & TPFLAGS_UNICODE_SUBCLASS != 0 }
+    unsafe { type_flags(op) & TPFLAGS_UNICODE_SUBCLASS != 0 }
 }
 
 /// Takes `op` out of the cyclic GC if it is tracked, as `_Py_SetImmortal`
