@@ -88,14 +88,15 @@ def probe_interpreter(python):
     return info
 
 
-def build(info, build_root, jobs):
+def build(info, build_root, jobs, library=None):
     bdir = os.path.join(build_root, info["tag"])
     os.makedirs(bdir, exist_ok=True)
     logfile = os.path.join(bdir, "build.log")
     cmds = [
         ["cmake", "-S", HERE, "-B", bdir,
          "-DPYIMMORTAL_PYTHON=" + info["python"],
-         "-DCMAKE_BUILD_TYPE=Release"],
+         "-DCMAKE_BUILD_TYPE=Release",
+         "-DPYIMMORTAL_LIBRARY=" + (library or "")],
         ["cmake", "--build", bdir, "-j", str(jobs)],
     ]
     with open(logfile, "w") as f:
@@ -823,9 +824,13 @@ def main():
                     help="draw the chart without matplotlib even if it is there")
     ap.add_argument("--smoke", action="store_true",
                     help="build and run every configuration once, tiny, 2 threads")
+    ap.add_argument("--library", metavar="LIB",
+                    help="use this libpyimmortal.a (built for the one --python) instead of cargo")
     args = ap.parse_args()
 
     pythons = args.python or [sys.executable]
+    if args.library and len(pythons) != 1:
+        ap.error("--library needs exactly one --python")
     infos = [probe_interpreter(p) for p in pythons]
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
 
@@ -834,7 +839,7 @@ def main():
         for info in infos:
             log("== smoke %s (%s)" % (info["tag"], info["version"]))
             try:
-                bdir = build(info, args.build_root, args.jobs)
+                bdir = build(info, args.build_root, args.jobs, args.library)
             except SystemExit as e:
                 log(str(e))
                 failures += 1
@@ -847,7 +852,7 @@ def main():
     results = []
     for info in infos:
         log("== %s: building" % info["tag"])
-        bdir = build(info, args.build_root, args.jobs)
+        bdir = build(info, args.build_root, args.jobs, args.library)
         log("== %s: running (%d threads, %d repeats)" % (info["tag"], threads, args.repeats))
         res = benchmark(info, bdir, threads, args.repeats, args.inner, args.iterations,
                         args.min_time, args.wait_idle, args.max_foreign,

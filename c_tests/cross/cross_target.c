@@ -1,5 +1,5 @@
 /* An extension module compiled for one CPython target and linked with a
- * libpyimmortal.a built for another (scripts/check-cross-target.sh).
+ * libpyimmortal.a built for another (suite `abi` of scripts/runtests.py).
  *
  * Calls through pyimmortal.h name the target symbol, so importing the
  * module must fail with "undefined symbol: pyimmortal_abi_cpython_3_<minor>[t]".

@@ -1,0 +1,415 @@
+"""Host set-up and the interpreters that the test runner and the demo use.
+
+Sources of interpreters, in the order they are listed:
+
+- pyenv's CPython 3.9 and later;
+- ``python3.X`` (also ``python3.Xt``, ``python3.Xd``) on ``PATH``, for
+  versions pyenv does not already give;
+- free-threaded interpreters built from CPython source release tarballs
+  (``PYIMMORTAL_CPYTHON_SOURCES=dir``), cached under
+  ``~/.cache/pyimmortal/cpython/`` by the tarball's SHA-256;
+- Debian sid's ``python3.13``, ``python3.14`` and ``python3.15`` with their
+  debug builds, run inside the root made by ``scripts/provision-sid.sh``.
+
+Standard library only: it runs on whatever ``python3`` the machine has.
+"""
+
+import contextlib
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(os.environ.get("PYIMMORTAL_CACHE") or Path.home() / ".cache" / "pyimmortal")
+SID_ROOT = CACHE / "sid-root"
+SID_STAMP = SID_ROOT / ".pyimmortal-provisioned-v1"
+SID_EXEC = REPO / "scripts" / "sid-exec.sh"
+PROVISION_SID = REPO / "scripts" / "provision-sid.sh"
+
+PROBE = (
+    "import sys, sysconfig; print(sys.version_info[0], sys.version_info[1], "
+    "sys.version.split()[0], int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))), "
+    "int(hasattr(sys, 'gettotalrefcount')))"
+)
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# --- host tools --------------------------------------------------------------
+
+# Where clang-sys (bindgen's loader, `runtime` feature) looks on Linux, and the
+# file names it accepts. libclang-cpp.so.* is a different library (the C++
+# API); it does not export the C API that bindgen calls.
+LIBCLANG_DIRS = ["/usr/lib/llvm-*/lib", "/usr/local/llvm*/lib", "/usr/lib/x86_64-linux-gnu",
+                 "/usr/lib64", "/usr/lib", "/usr/local/lib"]
+LIBCLANG_NAME = re.compile(r"^libclang(-[0-9.]+)?\.so(\.[0-9.]+)?$")
+
+
+def find_libclang():
+    """Returns a libclang that bindgen can load (it exports clang_createIndex), or None."""
+    import ctypes
+
+    dirs = []
+    if os.environ.get("LIBCLANG_PATH"):
+        dirs.append(os.environ["LIBCLANG_PATH"])
+    llvm_config = shutil.which("llvm-config")
+    if llvm_config:
+        out = subprocess.run([llvm_config, "--libdir"], capture_output=True, text=True)
+        dirs.append(out.stdout.strip())
+    for pattern in LIBCLANG_DIRS:
+        dirs.extend(sorted(glob.glob(pattern), reverse=True))
+    for d in dirs:
+        if not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d), reverse=True):
+            if not LIBCLANG_NAME.match(name):
+                continue
+            try:
+                lib = ctypes.CDLL(os.path.join(d, name))
+                lib.clang_createIndex  # noqa: B018 -- raises if absent
+            except (OSError, AttributeError):
+                continue
+            return os.path.join(d, name)
+    return None
+
+
+def missing_packages(sid=False, cpython_sources=False):
+    """Debian packages for the tools that are missing, each found by use."""
+    need = []
+    if not shutil.which("cmake"):
+        need.append("cmake")
+    if not shutil.which("cc") or not shutil.which("make"):
+        need += ["gcc", "make", "libc6-dev"]
+    if not shutil.which("c++"):
+        need.append("g++")
+    if find_libclang() is None:
+        need.append("libclang-dev")
+    if sid and not shutil.which("debootstrap"):
+        need.append("debootstrap")
+    if cpython_sources and not shutil.which("xz"):
+        need.append("xz-utils")
+    return need
+
+
+def setup_host(sid=False, cpython_sources=False, rust_lints=False):
+    """Installs what is missing (Debian, apt-get); idempotent and quick when all is there."""
+    need = missing_packages(sid, cpython_sources)
+    if need:
+        log("setup: installing %s" % " ".join(need))
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + need,
+                       check=True, env=env, stdout=subprocess.DEVNULL)
+        still = missing_packages(sid, cpython_sources)
+        if still:
+            raise SystemExit("setup: still missing after apt-get: %s" % " ".join(still))
+    if rust_lints:
+        installed = subprocess.run(["rustup", "component", "list", "--installed"],
+                                   capture_output=True, text=True).stdout
+        for comp in ("rustfmt", "clippy"):
+            if not re.search(r"^%s" % comp, installed, re.M):
+                subprocess.run(["rustup", "component", "add", comp], check=True)
+
+
+def add_tool_dirs_to_path():
+    """rustup's and pyenv's usual homes, for shells that have not added them."""
+    for d in (Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo") / "bin",
+              Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "bin"):
+        if d.is_dir() and str(d) not in os.environ["PATH"].split(os.pathsep):
+            os.environ["PATH"] += os.pathsep + str(d)
+
+
+# --- interpreters ---------------------------------------------------------------
+
+
+@dataclass
+class Interpreter:
+    name: str            # row name, e.g. "pyenv-3.12.1", "sid-3.14d", "src-3.14.7t"
+    python: str          # path as seen where it runs
+    where: str           # "host" or "sid"
+    why: str             # where it was found
+    minor: int = 0
+    version: str = ""
+    free_threaded: bool = False
+    debug: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def prefix(self):
+        """Command prefix that runs a command where this interpreter lives."""
+        return [str(SID_EXEC)] if self.where == "sid" else []
+
+    @property
+    def target(self):
+        """The library target it needs: "3.14" or "3.14t" (debug builds share it)."""
+        return "3.%d%s" % (self.minor, "t" if self.free_threaded else "")
+
+    @property
+    def tag(self):
+        return self.target + ("d" if self.debug else "")
+
+    def run(self, cmd, **kw):
+        return subprocess.run(self.prefix + [str(c) for c in cmd], **kw)
+
+
+def probe(python, where="host"):
+    """(minor, version, free_threaded, debug) or None if it cannot run."""
+    cmd = ([str(SID_EXEC)] if where == "sid" else []) + [python, "-I", "-c", PROBE]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    major, minor, version, ft, debug = out.stdout.split()
+    if major != "3":
+        return None
+    return int(minor), version, ft == "1", debug == "1"
+
+
+def make(name, python, where, why):
+    info = probe(python, where)
+    if info is None:
+        return None
+    minor, version, ft, debug = info
+    return Interpreter(name, python, where, why, minor, version, ft, debug)
+
+
+def from_pyenv():
+    pyenv = shutil.which("pyenv")
+    if not pyenv:
+        return []
+    bare = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True).stdout
+    found = []
+    for v in bare.split():
+        m = re.fullmatch(r"3\.(\d+)\.\d+(t?)", v)
+        if not m or int(m.group(1)) < 9:
+            continue
+        prefix = subprocess.run([pyenv, "prefix", v], capture_output=True, text=True).stdout.strip()
+        exe = Path(prefix) / "bin" / ("python3.%s%s" % (m.group(1), m.group(2)))
+        if not exe.exists():
+            exe = Path(prefix) / "bin" / "python3"
+        it = make("pyenv-" + v, str(exe), "host", "pyenv version %s" % v)
+        if it:
+            found.append(it)
+    return found
+
+
+def row_name(source, it):
+    return "%s-%s%s%s" % (source, it.version, "t" if it.free_threaded else "", "d" if it.debug else "")
+
+
+def from_path():
+    found, seen = [], set()
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        if not os.path.isdir(d) or "pyenv" in d:
+            continue
+        for name in sorted(os.listdir(d)):
+            exe = os.path.join(d, name)
+            if not re.fullmatch(r"python3\.\d+[td]?", name) or os.path.realpath(exe) in seen:
+                continue
+            seen.add(os.path.realpath(exe))
+            it = make("path", exe, "host", "%s on PATH" % name)
+            if it and it.minor >= 9:
+                it.name = row_name("path", it)
+                found.append(it)
+    return found
+
+
+def sid_provisioned():
+    return SID_STAMP.is_file()
+
+
+def provision_sid(logfile):
+    with open(logfile, "w") as f:
+        return subprocess.run([str(PROVISION_SID)], stdout=f, stderr=subprocess.STDOUT).returncode == 0
+
+
+def from_sid():
+    if not sid_provisioned():
+        return []
+    found = []
+    for minor in (13, 14, 15):
+        for d in ("", "d"):
+            exe = "/usr/bin/python3.%d%s" % (minor, d)
+            if (SID_ROOT / exe.lstrip("/")).exists():
+                it = make("sid-3.%d%s" % (minor, d), exe, "sid",
+                          "Debian sid's python3.%d%s (%s)" % (minor, d, SID_ROOT))
+                if it:
+                    found.append(it)
+    return found
+
+
+# --- free-threaded interpreters from source releases ----------------------------
+
+TARBALL = re.compile(r"^Python-(3)\.(\d+)\.(\d+)((?:a|b|rc)\d+)?\.(tar\.xz|tgz|tar\.gz)$")
+
+
+def tarballs(directory):
+    """[(version tuple, path)] of the CPython source releases in directory, oldest first."""
+    out = []
+    for p in Path(directory).iterdir():
+        m = TARBALL.match(p.name)
+        if m:
+            pre = m.group(4) or "z"   # a final release sorts after its pre-releases
+            out.append(((3, int(m.group(2)), int(m.group(3)), pre), p))
+    return sorted(out)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def locked(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def built_dir(tarball, debug):
+    return CACHE / "cpython" / ("%s-%s" % (sha256(tarball)[:16], "ft-debug" if debug else "ft"))
+
+
+def build_free_threaded(tarball, debug=False):
+    """Builds (once) a free-threaded CPython from a source release; returns its python.
+
+    The cache entry is CACHE/cpython/<sha256[:16]>-ft[-debug]/ and counts as
+    finished only when its stamp file exists. The stamp is written last, by
+    an atomic rename, so an interrupted or failed build is started again from
+    scratch by the next run.
+    """
+    prefix = built_dir(tarball, debug)
+    stamp = prefix / ".pyimmortal-complete.json"
+    if stamp.is_file():
+        return json.loads(stamp.read_text())["python"]
+    with locked(prefix.with_name(prefix.name + ".lock")):
+        if stamp.is_file():
+            return json.loads(stamp.read_text())["python"]
+        shutil.rmtree(prefix, ignore_errors=True)
+        work = prefix.with_name(prefix.name + ".build")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        logfile = prefix.with_name(prefix.name + ".log")
+        log("cpython: building %s %s into %s (log: %s)" % (
+            tarball.name, "free-threaded debug" if debug else "free-threaded", prefix, logfile))
+        configure = ["./configure", "--prefix=%s" % prefix, "--disable-gil", "--enable-shared",
+                     "--without-ensurepip", "--disable-test-modules",
+                     "LDFLAGS=-Wl,-rpath,%s/lib" % prefix]
+        if debug:
+            configure.append("--with-pydebug")
+        jobs = str(os.cpu_count() or 2)
+        steps = [["tar", "-xf", str(tarball), "-C", str(work), "--strip-components=1"],
+                 configure, ["make", "-j", jobs], ["make", "install"]]
+        with open(logfile, "w") as f:
+            for cmd in steps:
+                f.write("$ %s\n" % " ".join(cmd))
+                f.flush()
+                if subprocess.run(cmd, cwd=work, stdout=f, stderr=subprocess.STDOUT).returncode:
+                    raise RuntimeError("building %s failed at `%s`; see %s" % (
+                        tarball.name, cmd[0], logfile))
+        exes = sorted(glob.glob(str(prefix / "bin" / "python3.*t")))
+        if not exes:
+            raise RuntimeError("no python3.*t in %s/bin; see %s" % (prefix, logfile))
+        info = probe(exes[0])
+        if info is None or not info[2] or info[3] != debug:
+            raise RuntimeError("%s is not the %s build it should be" % (exes[0], "debug" if debug else "release"))
+        tmp = prefix / ".pyimmortal-complete.tmp"
+        tmp.write_text(json.dumps({"python": exes[0], "tarball": str(tarball),
+                                   "sha256": sha256(tarball), "debug": debug}))
+        os.replace(tmp, stamp)
+        shutil.rmtree(work, ignore_errors=True)
+        return exes[0]
+
+
+def source_builds(directory):
+    """[(tarball, debug)]: a free-threaded build of each release, and a debug one of the newest."""
+    found = tarballs(directory)
+    wanted = [(p, False) for version, p in found if version[1] >= 13]
+    if wanted:
+        wanted.append((wanted[-1][0], True))
+    return wanted
+
+
+def from_sources(directory, build=True):
+    """Free-threaded interpreters from the tarballs in directory.
+
+    With build=False only the finished cache entries are returned.
+    Returns (interpreters, errors).
+    """
+    found, errors = [], []
+    for tarball, debug in source_builds(directory):
+        try:
+            if build:
+                exe = build_free_threaded(tarball, debug)
+            else:
+                stamp = built_dir(tarball, debug) / ".pyimmortal-complete.json"
+                if not stamp.is_file():
+                    continue
+                exe = json.loads(stamp.read_text())["python"]
+        except (RuntimeError, OSError) as e:
+            errors.append((tarball, debug, str(e)))
+            continue
+        it = make("src", exe, "host", "built from %s%s" % (tarball.name, " (debug)" if debug else ""))
+        if it is None:
+            errors.append((tarball, debug, "%s does not run" % exe))
+            continue
+        it.name = row_name("src", it)
+        found.append(it)
+    return found, errors
+
+
+def cached_source_builds():
+    """Finished free-threaded builds in the cache, whatever tarball they came from."""
+    found = []
+    for stamp in sorted(CACHE.glob("cpython/*/.pyimmortal-complete.json")):
+        exe = json.loads(stamp.read_text())["python"]
+        it = make("src", exe, "host", "built from source, cached in %s" % stamp.parent)
+        if it:
+            it.name = row_name("src", it)
+            found.append(it)
+    return found
+
+
+def dedupe(interpreters):
+    """Drops a PATH interpreter when an earlier host one has its version and flavor."""
+    out, seen = [], set()
+    for it in interpreters:
+        key = (it.where, it.minor, it.free_threaded, it.debug)
+        if it.name.startswith("path-") and key in seen:
+            continue
+        seen.add(key)
+        out.append(it)
+    return out
+
+
+def default_sources_dir():
+    d = os.environ.get("PYIMMORTAL_CPYTHON_SOURCES")
+    return Path(d) if d else None
+
+
+if __name__ == "__main__":
+    add_tool_dirs_to_path()
+    for it in dedupe(from_pyenv() + from_path() + cached_source_builds() + from_sid()):
+        print("%-22s %-8s %s  (%s)" % (it.name, it.tag, it.python, it.why))
+    sys.exit(0)

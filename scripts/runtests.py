@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""pyimmortal's test command: every suite on every interpreter, then a table.
+
+    scripts/runtests.py [--python NAME|PATH ...] [--suite SUITE ...] [--list]
+
+Interpreters (c_tests/interpreters.py): pyenv's, PATH's, free-threaded ones
+built from the CPython source tarballs in PYIMMORTAL_CPYTHON_SOURCES, and
+Debian sid's (provisioned on first use; PYIMMORTAL_SKIP_SID=1 leaves them
+out). --python selects rows by name (a regular expression) or adds an
+interpreter by path. Suites, per interpreter:
+
+  layout   the library built against the interpreter's own headers (the
+           bindgen oracle checks every size, offset and constant); GIL 3.13+
+           also checks the free-threaded layout read from the same headers
+  rust     cargo test (unit tests), and ctest 0.5 (systest/) on the header
+  embed    C programs that embed the interpreter, one per API area
+  ext      a real extension module, run under -X showrefcount
+  headers  pyimmortal.h as C99, C11, C++11, C++20, -Wall -Wextra -Werror -pedantic
+  abi      a library built for another target fails to import (and is refused
+           at run time when the header is bypassed); GIL 3.13+: code compiled
+           for the free-threaded flavor does not link
+  bench    every benchmark kernel built and run once, briefly (no timing)
+
+and once: `repo` (fmt, clippy, header freshness, unverified targets refused).
+A free-threaded row built from a given source passes or fails: a skip there
+fails the run. Exits 1 on any failure.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "c_tests"))
+import interpreters as interp  # noqa: E402
+
+REPO = interp.REPO
+OUT = REPO / "_build" / "tests"
+SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "bench"]
+JOBS = str(os.cpu_count() or 2)
+
+
+class Row:
+    def __init__(self, it):
+        self.it = it
+        self.dir = OUT / it.name
+        self.results = {}      # suite -> (status, detail)
+        self.library = None    # this row's libpyimmortal.a
+
+    def record(self, suite, status, detail=""):
+        self.results[suite] = (status, detail)
+        print("[%s] %s: %s%s" % (self.it.name, suite, status, " (%s)" % detail if detail else ""),
+              flush=True)
+
+
+def run_logged(row, name, cmd, env=None, cwd=REPO):
+    """Runs cmd where the row's interpreter lives; output goes to <row>/<name>.log."""
+    log = row.dir / (name + ".log")
+    with open(log, "a") as f:
+        f.write("$ %s\n" % " ".join(str(c) for c in cmd))
+        f.flush()
+        full_env = dict(os.environ, **(env or {}))
+        rc = row.it.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env, cwd=cwd).returncode
+    if rc:
+        print("\n".join(log.read_text(errors="replace").splitlines()[-50:]))
+    return rc == 0
+
+
+def cargo_dir(row):
+    # One target directory per environment: the build dependencies (bindgen)
+    # compile once, and the library is rebuilt when PYIMMORTAL_PYTHON changes.
+    return REPO / "_build" / ("cargo-" + row.it.where)
+
+
+# --- suites ------------------------------------------------------------------
+
+
+def suite_layout(row):
+    env = {"PYIMMORTAL_PYTHON": row.it.python}
+    cmd = ["cargo", "build", "--locked", "--release", "--lib", "--message-format=json-render-diagnostics",
+           "--target-dir", cargo_dir(row)]
+    out = row.it.run(cmd, capture_output=True, text=True, env=dict(os.environ, **env), cwd=REPO)
+    (row.dir / "layout.log").write_text(out.stderr)
+    if out.returncode:
+        print("\n".join(out.stderr.splitlines()[-40:]))
+        return "failed", "build against the interpreter's headers"
+    built = []
+    for line in out.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg["target"]["name"] == "pyimmortal":
+            built = [f for f in msg["filenames"] if f.endswith(".a")]
+    if not built:
+        return "failed", "cargo reported no libpyimmortal.a"
+    row.library = row.dir / "libpyimmortal.a"
+    shutil.copyfile(built[0], row.library)
+    if row.it.minor >= 13 and not row.it.free_threaded:
+        env["PYIMMORTAL_ASSUME_FREE_THREADED"] = "1"
+        if not run_logged(row, "layout", ["cargo", "check", "--locked", "--lib", "--target-dir",
+                                          cargo_dir(row)], env):
+            return "failed", "free-threaded layout read from these headers"
+        return "passed", "own headers, and with Py_GIL_DISABLED"
+    return "passed", "own headers"
+
+
+def suite_rust(row):
+    env = {"PYIMMORTAL_PYTHON": row.it.python}
+    for manifest in ("Cargo.toml", "systest/Cargo.toml"):
+        if not run_logged(row, "rust", ["cargo", "test", "--locked", "--quiet", "--manifest-path",
+                                        REPO / manifest, "--target-dir", cargo_dir(row)], env):
+            return "failed", manifest
+    return "passed", ""
+
+
+def cmake_build(row):
+    if row.library is None:
+        return False
+    if "cmake" not in row.results:
+        ok = run_logged(row, "cmake", ["cmake", "-S", REPO, "-B", row.dir / "cmake",
+                                       "-DPYIMMORTAL_PYTHON=" + row.it.python,
+                                       "-DPYIMMORTAL_LIBRARY=%s" % row.library]) and \
+            run_logged(row, "cmake", ["cmake", "--build", row.dir / "cmake", "-j", JOBS])
+        row.results["cmake"] = ok
+    return row.results["cmake"]
+
+
+def ctest(row, label):
+    if not cmake_build(row):
+        return "failed", "no build (see cmake.log)" if row.library else "no library (layout failed)"
+    listing = row.it.run(["ctest", "--test-dir", row.dir / "cmake", "-N", "-L", "^%s$" % label],
+                         capture_output=True, text=True).stdout
+    count = int(re.search(r"Total Tests: (\d+)", listing).group(1))
+    if count == 0:
+        return "skipped", "no %s tests for %s" % (label, row.it.tag)
+    ok = run_logged(row, "ctest-" + label, ["ctest", "--test-dir", row.dir / "cmake", "-L",
+                                            "^%s$" % label, "--output-on-failure", "-V"])
+    return ("passed" if ok else "failed"), "%d tests" % count
+
+
+def suite_embed(row):
+    return ctest(row, "embed")
+
+
+def suite_ext(row):
+    return ctest(row, "ext")
+
+
+def suite_headers(row):
+    return ctest(row, "headers")
+
+
+def suite_bench(row):
+    if row.library is None:
+        return "failed", "no library (layout failed)"
+    ok = run_logged(row, "bench", [row.it.python, REPO / "bench" / "run.py", "--python", row.it.python,
+                                   "--smoke", "--library", row.library, "--out", row.dir / "bench",
+                                   "--build-root", row.dir / "bench"])
+    return ("passed" if ok else "failed"), "smoke, no timing"
+
+
+def cross_target(row, lib):
+    """An extension for row's interpreter linked with lib (another target's library)."""
+    work = row.dir / "cross"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    info = row.it.run([row.it.python, "-c", "import sysconfig as s; p = s.get_paths(); "
+                       "print(p['include'], p['platinclude'], s.get_config_var('EXT_SUFFIX'))"],
+                      capture_output=True, text=True).stdout.split()
+    inc, platinc, suffix = info
+    symbol = "pyimmortal_abi_cpython_%s" % row.it.target.replace(".", "_")
+
+    def build_and_import(*defines):
+        so = work / ("cross_target" + suffix)
+        if so.exists():
+            so.unlink()
+        if not run_logged(row, "abi", ["cc", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+                                       "-I", REPO / "include", "-isystem", inc, "-isystem", platinc,
+                                       *defines, REPO / "c_tests" / "cross" / "cross_target.c", lib,
+                                       "-lpthread", "-ldl", "-lm", "-lgcc_s", "-o", so]):
+            return None
+        return row.it.run([row.it.python, "-c", "import cross_target; print(cross_target.is_immortal(None))"],
+                          capture_output=True, text=True, cwd=work)
+
+    out = build_and_import()
+    if out is None:
+        return "could not build the extension"
+    if out.returncode == 0 or "undefined symbol: " + symbol not in out.stderr:
+        return "import did not fail naming %s: %s" % (symbol, (out.stdout + out.stderr).strip()[-300:])
+    out = build_and_import("-DCROSS_TARGET_BYPASS")
+    if out is None:
+        return "could not build the bypassing extension"
+    if out.stdout.strip()[-1:] != "0" or "pyimmortal: this library was built for CPython" not in out.stderr:
+        return "the run-time check did not refuse: %s" % (out.stdout + out.stderr).strip()[-300:]
+    return None
+
+
+def suite_abi(row, rows):
+    if row.library is None:
+        return "failed", "no library (layout failed)"
+    others = [r for r in rows if r.library and r.it.target != row.it.target]
+    # The same version's other flavor first, then the nearest version built
+    # where this interpreter lives (one C library), then any.
+    others.sort(key=lambda r: (r.it.minor != row.it.minor, r.it.where != row.it.where,
+                               abs(r.it.minor - row.it.minor), r.it.debug))
+    details = []
+    if others:
+        partner = others[0]
+        problem = cross_target(row, partner.library)
+        if problem:
+            return "failed", "with %s's library: %s" % (partner.it.name, problem)
+        details.append("%s's library refused" % partner.it.name)
+    status, detail = ctest(row, "abi")
+    if status == "failed":
+        return status, detail
+    if status == "passed":
+        details.append("%st code does not link" % row.it.target)
+    if not details:
+        return "skipped", "no library for another target in this run"
+    return "passed", "; ".join(details)
+
+
+# --- the repository ------------------------------------------------------------
+
+
+def repo_checks():
+    log = OUT / "repo.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    steps = [
+        ("fmt", ["cargo", "fmt", "--all", "--", "--check"]),
+        ("clippy", ["cargo", "clippy", "--locked", "--all-targets", "--target-dir",
+                    REPO / "_build" / "cargo-host", "--", "-D", "warnings"]),
+        ("header", [REPO / "scripts" / "regen-header.sh", "--check"]),
+    ]
+    with open(log, "a") as f:
+        for name, cmd in steps:
+            if subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode:
+                return "failed", name
+    # An unverified target must be refused with a message, never built.
+    out = subprocess.run(["cargo", "build", "--locked", "--lib", "--target-dir", REPO / "_build" / "unverified"],
+                         cwd=REPO, capture_output=True, text=True,
+                         env=dict(os.environ, PYIMMORTAL_PYTHON=str(REPO / "c_tests/unverified/fake-python3.16")))
+    with open(log, "a") as f:
+        f.write(out.stderr)
+    if out.returncode == 0:
+        return "failed", "building for CPython 3.16 succeeded"
+    for want in ("cannot be built for CPython 3.16", "outside the verified range", "unverified"):
+        if want not in out.stderr:
+            return "failed", "the 3.16 refusal does not say %r" % want
+    return "passed", "fmt, clippy, header, 3.16 refused"
+
+
+# --- main --------------------------------------------------------------------------
+
+
+def gather(args, sources):
+    found, problems = [], []
+    found += interp.from_pyenv() + interp.from_path()
+    if sources:
+        built, errors = interp.from_sources(sources)
+        found += built
+        problems += ["%s%s: %s" % (t.name, " (debug)" if d else "", e) for t, d, e in errors]
+    if os.environ.get("PYIMMORTAL_SKIP_SID") != "1":
+        if not interp.sid_provisioned():
+            print("provisioning the Debian sid root (once)", flush=True)
+            if not interp.provision_sid(OUT / "provision-sid.log"):
+                problems.append("provisioning the Debian sid root failed: see %s" % (OUT / "provision-sid.log"))
+        found += interp.from_sid()
+    for p in args.python:
+        if os.sep in p:
+            it = interp.make("given", p, "host", "given with --python")
+            if it is None:
+                problems.append("cannot run %s" % p)
+                continue
+            it.name = interp.row_name("given", it)
+            found.append(it)
+    found = interp.dedupe(found)
+    patterns = [p for p in args.python if os.sep not in p]
+    if patterns:
+        found = [it for it in found if it.name.startswith("given-")
+                 or any(re.search(p, it.name) for p in patterns)]
+    return found, problems
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--python", action="append", default=[], help="row name regex, or an interpreter path")
+    ap.add_argument("--suite", action="append", default=[], choices=SUITES + ["repo"])
+    ap.add_argument("--list", action="store_true", help="list the interpreters and exit")
+    args = ap.parse_args()
+    start = time.time()
+    interp.add_tool_dirs_to_path()
+    sources = interp.default_sources_dir()
+    sid = os.environ.get("PYIMMORTAL_SKIP_SID") != "1"
+    OUT.mkdir(parents=True, exist_ok=True)
+    interp.setup_host(sid=sid, cpython_sources=bool(sources), rust_lints=True)
+
+    suites = args.suite or SUITES + ["repo"]
+    failed = False
+    repo = None
+    if "repo" in suites and not args.list:
+        repo = repo_checks()
+        print("[repository] %s (%s)" % repo, flush=True)
+        failed |= repo[0] == "failed"
+
+    its, problems = gather(args, sources)
+    if args.list:
+        for it in its:
+            print("%-22s %-6s %s  (%s)" % (it.name, it.tag, it.python, it.why))
+        return 0
+    rows = [Row(it) for it in its]
+    todo = [s for s in SUITES if s in suites and s != "abi"]
+    if "layout" not in todo and set(suites) & {"embed", "ext", "headers", "abi", "bench"}:
+        todo.insert(0, "layout")   # it builds the library the others use
+    for row in rows:
+        shutil.rmtree(row.dir, ignore_errors=True)
+        row.dir.mkdir(parents=True)
+        print("=== %s: %s (%s)" % (row.it.name, row.it.python, row.it.why), flush=True)
+        for suite in todo:
+            row.record(suite, *globals()["suite_" + suite](row))
+    if "abi" in suites:
+        for row in rows:
+            row.record("abi", *suite_abi(row, rows))
+
+    # --- table
+    shown = [s for s in SUITES if s in suites]
+    lines = ["| interpreter | %s |" % " | ".join(shown), "|---|%s" % ("---|" * len(shown))]
+    if repo:
+        lines.append("| repository | %s (%s) |" % repo)
+    notes = []
+    for row in rows:
+        cells = []
+        for s in shown:
+            status, detail = row.results.get(s, ("failed", "did not run"))
+            if status == "skipped" and row.it.free_threaded and row.it.name.startswith("src-"):
+                status, detail = "failed", "skipped on a free-threaded row built from source: " + detail
+            failed |= status == "failed"
+            cells.append(status)
+            if status != "passed":
+                notes.append("%s %s: %s %s" % (row.it.name, s, status, detail))
+        lines.append("| %s | %s |" % (row.it.name, " | ".join(cells)))
+    covered = {r.it.target for r in rows}
+    for t in ("3.13t", "3.14t", "3.15t"):
+        if t not in covered and not args.python:
+            lines.append("| %s (no interpreter; give its source release in PYIMMORTAL_CPYTHON_SOURCES) | %s |"
+                         % (t, " | ".join("skipped" for _ in shown)))
+    for p in problems:
+        failed = True
+        notes.append("error: " + p)
+    table = "\n".join(lines)
+    (OUT / "table.md").write_text(table + "\n")
+    print("\n" + table + "\n")
+    for n in notes:
+        print(n)
+    for row in rows:
+        log = row.dir / "ctest-ext.log"
+        seen = set()
+        for line in log.read_text().splitlines() if log.exists() else []:
+            if "showrefcount:" in line and line.split("showrefcount:", 1)[1] not in seen:
+                seen.add(line.split("showrefcount:", 1)[1])
+                print("%s: showrefcount:%s" % (row.it.name, line.split("showrefcount:", 1)[1]))
+    print("runtests: %ds; %s" % (time.time() - start, "FAILURES" if failed else "no failures"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
