@@ -94,6 +94,61 @@ test_subinterpreter(void)
     }
 }
 
+/* One runtime of an embedding application: initialize, make 3 objects
+ * immortal, check what the registry lists, finalize. Objects of earlier
+ * runtimes must never show up again. */
+#define ROUNDS 3
+static PyObject *round_made[ROUNDS][3];
+
+static int
+check_visit(PyObject *obj, void *arg)
+{
+    PyObject **expected = (PyObject **)arg;
+    struct collected *c = (struct collected *)expected[3];
+    CHECK(c->n < 3);
+    CHECK(obj == expected[c->n]);
+    c->n++;
+    return 0;
+}
+
+static void
+runtime_round(int round)
+{
+    Py_Initialize();
+    CHECK(Py_IsInitialized());
+    CHECK(pyimmortal_Registry_Count() == 0);
+    for (int r = 0; r < round; r++) {
+        for (int i = 0; i < 3; i++) {
+            CHECK(pyimmortal_Registry_Contains(round_made[r][i]) == 0);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        PyObject *o = PyList_New(0);
+        CHECK(o != NULL);
+        CHECK(PyList_Append(o, Py_None) == 0);
+        CHECK(pyimmortal_Immortalize(o) == HAS_IMMORTALITY);
+        round_made[round][i] = o;
+        Py_DECREF(o);
+    }
+    Py_ssize_t want = HAS_IMMORTALITY ? 3 : 0;
+    Py_ssize_t count = pyimmortal_Registry_Count();
+    if (count != want) {
+        fprintf(stderr, "round %d: count %zd, want %zd\n", round, count, want);
+        CHECK(0);
+    }
+    struct collected c = {{NULL}, 0, 0};
+    PyObject *expected[4] = {round_made[round][0], round_made[round][1],
+                             round_made[round][2], (PyObject *)&c};
+    CHECK(pyimmortal_Registry_Visit(check_visit, expected) == 0);
+    CHECK(c.n == want);
+    for (int i = 0; i < 3; i++) {
+        CHECK(pyimmortal_Registry_Contains(round_made[round][i]) == HAS_IMMORTALITY);
+    }
+    CHECK(Py_FinalizeEx() == 0);
+    fprintf(stderr, "  runtime round %d: registry empty at start, %zd after ... ok\n",
+            round, want);
+}
+
 int
 main(void)
 {
@@ -104,7 +159,12 @@ main(void)
     Py_CLEAR(Thing);
     harness_finish();
 
-    /* Py_FinalizeEx emptied the registry: a new runtime starts with none. */
+    /* Py_FinalizeEx emptied the registry: each new runtime starts with
+     * none, however many times the application initializes Python. */
+    for (int round = 0; round < ROUNDS; round++) {
+        runtime_round(round);
+    }
+
     Py_Initialize();
     CHECK(pyimmortal_Registry_Count() == 0);
     for (int i = 0; i < 3; i++) {

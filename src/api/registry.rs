@@ -4,37 +4,75 @@
 //! kept per interpreter (by `PyInterpreterState_GetID`); interpreter IDs are
 //! not reused while the runtime lives. The registry belongs to this copy of
 //! the library: two extensions that each link `libpyimmortal.a` keep two
-//! registries. At the end of `Py_FinalizeEx` (through `Py_AtExit`) the
-//! registry is emptied, so that an embedding application that initializes
-//! Python again never sees objects of the previous runtime.
+//! registries.
+//!
+//! Each interpreter's objects are kept in the order they were made immortal
+//! (for `pyimmortal_Registry_Visit`), and a hash set of (object, interpreter)
+//! pairs answers `pyimmortal_Registry_Contains` in constant time on average.
+//!
+//! At the end of `Py_FinalizeEx` the registry is emptied, so that an
+//! embedding application that initializes Python again never sees objects of
+//! the previous runtime. The emptying is a `Py_AtExit` callback, and CPython
+//! forgets its `Py_AtExit` callbacks once it has called them
+//! (`call_ll_exitfuncs` in `Python/pylifecycle.c` pops each one), so the
+//! callback is registered anew in every runtime: by the first entry recorded
+//! while none is registered. The callback itself marks it unregistered. A
+//! runtime that records nothing needs no callback, since it leaves the
+//! registry empty. If `Py_AtExit` refuses (its table holds 32 callbacks),
+//! the next entry tries again.
 
 use crate::cpython::{self, visitproc, Exception, PyObject};
 use crate::guard;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{c_int, c_void};
 use std::panic::catch_unwind;
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 
 /// `Py_ssize_t`; the header uses `Python.h`'s.
 pub type Py_ssize_t = isize;
 
-struct Entry {
-    object: usize,
-    interpreter: i64,
+/// `(object address, interpreter ID)`.
+type Key = (usize, i64);
+
+struct Registry {
+    /// Per interpreter, its objects in the order they were made immortal.
+    ordered: Option<HashMap<i64, Vec<usize>>>,
+    /// Every (object, interpreter) pair of `ordered`.
+    members: Option<HashSet<Key>>,
+    /// Whether `clear_at_exit` is registered with the current runtime.
+    at_exit_registered: bool,
 }
 
-static REGISTRY: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
-static AT_EXIT: Once = Once::new();
+impl Registry {
+    fn ordered(&mut self) -> &mut HashMap<i64, Vec<usize>> {
+        self.ordered.get_or_insert_with(HashMap::new)
+    }
 
-fn entries() -> std::sync::MutexGuard<'static, Vec<Entry>> {
+    fn members(&mut self) -> &mut HashSet<Key> {
+        self.members.get_or_insert_with(HashSet::new)
+    }
+
+    fn clear(&mut self) {
+        self.ordered = None;
+        self.members = None;
+        self.at_exit_registered = false;
+    }
+}
+
+// `HashMap::new` is not `const`: the maps are made on first use.
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    ordered: None,
+    members: None,
+    at_exit_registered: false,
+});
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs at the end of `Py_FinalizeEx` (registered with `Py_AtExit`).
 extern "C" fn clear_at_exit() {
-    let _ = catch_unwind(|| {
-        let mut e = entries();
-        e.clear();
-        e.shrink_to_fit();
-    });
+    let _ = catch_unwind(|| registry().clear());
 }
 
 /// Records `op`, made immortal by this library in the current interpreter.
@@ -42,31 +80,35 @@ extern "C" fn clear_at_exit() {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn record(op: *mut PyObject) {
-    AT_EXIT.call_once(|| {
-        cpython::at_exit(clear_at_exit);
-    });
     // SAFETY: attached thread.
     let interpreter = unsafe { cpython::interpreter_id() };
-    entries().push(Entry {
-        object: op as usize,
-        interpreter,
-    });
+    let mut r = registry();
+    if !r.at_exit_registered {
+        // Py_AtExit only stores the pointer; it does not call back.
+        r.at_exit_registered = cpython::at_exit(clear_at_exit);
+    }
+    let key = (op as usize, interpreter);
+    if r.members().insert(key) {
+        r.ordered().entry(interpreter).or_default().push(key.0);
+    }
 }
 
-/// Runs `f` over the registered objects of the current interpreter, under
-/// the registry's lock (so `f` must not call back into Python).
+/// Runs `f` over the registered objects of the current interpreter, in
+/// order, under the registry's lock (so `f` must not call back into
+/// Python).
 ///
 /// # Safety
 /// The calling thread must be attached.
-unsafe fn with_current<R>(f: impl FnOnce(&mut dyn Iterator<Item = *mut PyObject>) -> R) -> R {
+unsafe fn with_current<R>(f: impl FnOnce(&[usize]) -> R) -> R {
     // SAFETY: attached thread.
     let interpreter = unsafe { cpython::interpreter_id() };
-    let entries = entries();
-    let mut objects = entries
-        .iter()
-        .filter(|e| e.interpreter == interpreter)
-        .map(|e| e.object as *mut PyObject);
-    f(&mut objects)
+    let r = registry();
+    let objects = r
+        .ordered
+        .as_ref()
+        .and_then(|m| m.get(&interpreter))
+        .map_or(&[][..], Vec::as_slice);
+    f(objects)
 }
 
 /// Number of objects that this copy of pyimmortal made immortal (with
@@ -79,7 +121,7 @@ unsafe fn with_current<R>(f: impl FnOnce(&mut dyn Iterator<Item = *mut PyObject>
 #[no_mangle]
 pub extern "C" fn pyimmortal_Registry_Count() -> Py_ssize_t {
     // SAFETY: attached thread, per the contract.
-    guard::call(0, || unsafe { with_current(|objects| objects.count()) }
+    guard::call(0, || unsafe { with_current(|objects| objects.len()) }
         as Py_ssize_t)
 }
 
@@ -112,9 +154,10 @@ pub unsafe extern "C" fn pyimmortal_Registry_Visit(visit: visitproc, arg: *mut c
     // SAFETY: attached thread, per the contract.
     // The visits run after the lock is released: `visit` may call back.
     let objects: Vec<_> = guard::call(Vec::new(), || unsafe {
-        with_current(|objects| objects.collect())
+        with_current(|objects| objects.to_vec())
     });
     for obj in objects {
+        let obj = obj as *mut PyObject;
         // SAFETY: a C callback with the visitproc signature.
         let r = unsafe { visit(obj, arg) };
         if r != 0 {
@@ -127,6 +170,7 @@ pub unsafe extern "C" fn pyimmortal_Registry_Visit(visit: visitproc, arg: *mut c
 /// Whether `op` is in the registry of the current interpreter.
 ///
 /// - Returns 1 or 0; `op == NULL` returns 0. Never sets an exception.
+/// - Constant time on average (a hash set lookup).
 /// - Requires an attached thread state.
 ///
 /// # Safety
@@ -136,8 +180,12 @@ pub unsafe extern "C" fn pyimmortal_Registry_Contains(op: *mut PyObject) -> c_in
     if op.is_null() {
         return 0;
     }
-    // SAFETY: attached thread, per the contract.
-    guard::call(0, || unsafe {
-        with_current(|mut objects| Iterator::any(&mut objects, |o| o == op))
-    } as c_int)
+    guard::call(0, || {
+        // SAFETY: attached thread, per the contract.
+        let interpreter = unsafe { cpython::interpreter_id() };
+        registry()
+            .members
+            .as_ref()
+            .is_some_and(|m| m.contains(&(op as usize, interpreter))) as c_int
+    })
 }
