@@ -155,6 +155,49 @@ test_str_refused(void)
     Py_DECREF(s);
 }
 
+/* Idempotence wins over the str rule: a str that is immortal already (the
+ * empty string and one-character Latin-1 strings are static singletons on
+ * 3.12+; interned strings are immortal on 3.12, mortal by default from
+ * 3.13 on) counts as success, and is not registered. */
+static void
+check_str_by_immortality(PyObject *s)
+{
+    Py_ssize_t count = pyimmortal_Registry_Count();
+    if (PyUnstable_IsImmortal(s)) {
+        CHECK(pyimmortal_Immortalize(s) == 1);
+        CHECK(pyimmortal_ImmortalizeChecked(s) == 0);
+        CHECK(pyimmortal_Registry_Contains(s) == 0);
+    }
+    else {
+        CHECK(pyimmortal_Immortalize(s) == 0);
+        CHECK(pyimmortal_ImmortalizeChecked(s) == -1);
+        expect_error(HAS_IMMORTALITY ? PyExc_TypeError : PyExc_NotImplementedError,
+                     HAS_IMMORTALITY ? "intern" : "immortal");
+        CHECK(!PyUnstable_IsImmortal(s));
+    }
+    CHECK(pyimmortal_Registry_Count() == count);
+}
+
+static void
+test_immortal_str_accepted(void)
+{
+    PyObject *empty = PyUnicode_FromString("");
+    PyObject *one = PyUnicode_FromString("a");
+    PyObject *interned = PyUnicode_InternFromString("pyimmortal-interned-str");
+    CHECK(empty != NULL && one != NULL && interned != NULL);
+    CHECK(!!PyUnstable_IsImmortal(empty) == HAS_IMMORTALITY);
+    CHECK(!!PyUnstable_IsImmortal(one) == HAS_IMMORTALITY);
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    CHECK(PyUnstable_IsImmortal(interned));
+#endif
+    check_str_by_immortality(empty);
+    check_str_by_immortality(one);
+    check_str_by_immortality(interned);
+    Py_DECREF(empty);
+    Py_DECREF(one);
+    Py_DECREF(interned);
+}
+
 /* A dict must keep working after the call (gh-153051: on debug builds
  * PyDict_Update asserts that the dict is GC-tracked on 3.14+). */
 static void
@@ -340,6 +383,177 @@ test_not_owned(void)
     Py_DECREF(o);
 }
 
+/* Called from Python as immortalize(obj): runs pyimmortal_Immortalize and
+ * pyimmortal_ImmortalizeChecked on obj and returns
+ * (unchecked result, checked result, exception type name or None, message
+ * or None). The exception is cleared, so a __del__ can report it. The
+ * object is remembered, but no reference to it is kept. */
+static PyObject *last_immortalized; /* borrowed: the last obj passed */
+
+static PyObject *
+py_immortalize(PyObject *Py_UNUSED(module), PyObject *obj)
+{
+    last_immortalized = obj;
+    int unchecked = pyimmortal_Immortalize(obj);
+    CHECK(!PyErr_Occurred());
+    int checked = pyimmortal_ImmortalizeChecked(obj);
+    PyObject *name = Py_None, *msg = Py_None;
+    Py_INCREF(name);
+    Py_INCREF(msg);
+    if (checked != 0) {
+        CHECK(PyErr_Occurred());
+        PyObject *exc_type, *value, *tb;
+        PyErr_Fetch(&exc_type, &value, &tb);
+        Py_DECREF(name);
+        Py_DECREF(msg);
+        name = PyUnicode_FromString(((PyTypeObject *)exc_type)->tp_name);
+        msg = PyObject_Str(value);
+        CHECK(name != NULL && msg != NULL);
+        Py_XDECREF(exc_type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
+    }
+    return Py_BuildValue("(iiNN)", unchecked, checked, name, msg);
+}
+
+static PyMethodDef py_immortalize_def = {"immortalize", py_immortalize, METH_O, NULL};
+
+/* Runs `source` in a namespace holding immortalize() and an empty list
+ * `outcome`, and returns the namespace (a new reference). */
+static PyObject *
+finalizer_namespace(const char *source)
+{
+    PyObject *ns = PyDict_New();
+    CHECK(ns != NULL);
+    CHECK(PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0);
+    PyObject *f = PyCFunction_New(&py_immortalize_def, NULL);
+    CHECK(f != NULL);
+    CHECK(PyDict_SetItemString(ns, "immortalize", f) == 0);
+    Py_DECREF(f);
+    PyObject *outcome = PyList_New(0);
+    CHECK(outcome != NULL);
+    CHECK(PyDict_SetItemString(ns, "outcome", outcome) == 0);
+    Py_DECREF(outcome);
+    PyObject *r = PyRun_String(source, Py_file_input, ns, ns);
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    return ns;
+}
+
+/* The one (unchecked, checked, exception name, message) tuple that a
+ * __del__ appended to `outcome`. */
+static PyObject *
+single_outcome(PyObject *ns)
+{
+    PyObject *outcome = PyDict_GetItemString(ns, "outcome");
+    CHECK(outcome != NULL);
+    if (PyList_GET_SIZE(outcome) != 1) {
+        fprintf(stderr, "outcome has %zd entries\n", PyList_GET_SIZE(outcome));
+        CHECK(0);
+    }
+    return PyList_GET_ITEM(outcome, 0);
+}
+
+/* The last Py_DECREF runs __del__ through PyObject_CallFinalizerFromDealloc
+ * (Objects/object.c), which requires a GC object that __del__ resurrected
+ * to still be tracked when __del__ returns; debug builds assert it. Making
+ * the object immortal there would untrack it, so it is refused, and the
+ * object is freed as usual. */
+static void
+test_immortalize_from_dealloc_finalizer(void)
+{
+    PyObject *ns = finalizer_namespace(
+        "import weakref\n"
+        "class Phoenix:\n"
+        "    def __del__(self):\n"
+        "        outcome.append(immortalize(self))\n"
+        "obj = Phoenix()\n"
+        "ref = weakref.ref(obj)\n");
+    PyObject *obj = PyDict_GetItemString(ns, "obj");
+    CHECK(obj != NULL);
+    /* Alive, finalizer not run yet: refused as well, since pyimmortal
+     * cannot tell this state from the one inside the deallocator. */
+    if (HAS_IMMORTALITY) {
+        CHECK(pyimmortal_Immortalize(obj) == 0);
+        CHECK(pyimmortal_ImmortalizeChecked(obj) == -1);
+        expect_error(PyExc_RuntimeError, "finalizer");
+        CHECK(!PyUnstable_IsImmortal(obj));
+    }
+    Py_INCREF(obj);
+    CHECK(PyDict_DelItemString(ns, "obj") == 0);
+    CHECK(Py_REFCNT(obj) == 1);
+    Py_DECREF(obj); /* runs __del__ from the deallocator */
+    PyObject *o = single_outcome(ns);
+    long unchecked = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
+    long checked = PyLong_AsLong(PyTuple_GET_ITEM(o, 1));
+    PyObject *name = PyTuple_GET_ITEM(o, 2);
+    CHECK(unchecked == 0);
+    CHECK(checked == -1);
+    CHECK(PyUnicode_Check(name));
+    if (HAS_IMMORTALITY) {
+        CHECK(PyUnicode_CompareWithASCIIString(name, "RuntimeError") == 0);
+        const char *msg = PyUnicode_AsUTF8(PyTuple_GET_ITEM(o, 3));
+        CHECK(msg != NULL && strstr(msg, "finalizer") != NULL);
+    }
+    else {
+        CHECK(PyUnicode_CompareWithASCIIString(name, "NotImplementedError") == 0);
+    }
+    /* Not resurrected: the object was freed. */
+    PyObject *ref = PyDict_GetItemString(ns, "ref");
+    PyObject *now = PyObject_CallNoArgs(ref);
+    CHECK(now == Py_None);
+    Py_DECREF(now);
+    Py_DECREF(ns);
+}
+
+/* The cyclic GC runs __del__ on unreachable objects with the finalized
+ * flag already set (finalize_garbage in Python/gc.c and
+ * Python/gc_free_threading.c), and resurrection is legal there: making
+ * the object immortal from that __del__ succeeds, and the object (and
+ * what it references) survives the collection. */
+static void
+test_immortalize_from_collector_finalizer(void)
+{
+    PyObject *ns = finalizer_namespace(
+        "import gc\n"
+        "class Cyclic:\n"
+        "    def __del__(self):\n"
+        "        outcome.append(immortalize(self))\n"
+        "obj = Cyclic()\n"
+        "obj.me = obj\n"
+        "obj.payload = [1, 2, 3]\n"
+        "del obj\n"
+        "gc.collect()\n");
+    PyObject *o = single_outcome(ns);
+    long unchecked = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
+    long checked = PyLong_AsLong(PyTuple_GET_ITEM(o, 1));
+    if (!HAS_IMMORTALITY) {
+        CHECK(unchecked == 0);
+        CHECK(checked == -1);
+        Py_DECREF(ns);
+        return;
+    }
+    CHECK(unchecked == 1);
+    CHECK(checked == 0);
+    CHECK(PyTuple_GET_ITEM(o, 2) == Py_None);
+    /* The collector cleared the weak references before running __del__;
+     * the object itself survived, immortal. */
+    PyObject *now = last_immortalized;
+    CHECK(PyUnstable_IsImmortal(now));
+    CHECK(!PyObject_GC_IsTracked(now));
+    CHECK(pyimmortal_Registry_Contains(now) == 1);
+    PyObject *payload = PyObject_GetAttrString(now, "payload");
+    CHECK(payload != NULL && PyList_Check(payload) && PyList_GET_SIZE(payload) == 3);
+    Py_DECREF(payload);
+    gc_collect();
+    CHECK(PyUnstable_IsImmortal(now));
+    payload = PyObject_GetAttrString(now, "payload");
+    CHECK(payload != NULL && PyList_GET_SIZE(payload) == 3);
+    Py_DECREF(payload);
+    CHECK(single_outcome(ns) == o); /* __del__ does not run again */
+    Py_DECREF(ns);
+}
+
 static void
 test_null(void)
 {
@@ -358,10 +572,13 @@ main(void)
     RUN(test_heap_type);
     RUN(test_already_immortal);
     RUN(test_str_refused);
+    RUN(test_immortal_str_accepted);
     RUN(test_dict_stays_correct);
     RUN(test_partial_encodings_completed);
     RUN(test_threads_while_immortalizing);
     RUN(test_not_owned);
+    RUN(test_immortalize_from_collector_finalizer);
+    RUN(test_immortalize_from_dealloc_finalizer);
     RUN(test_null);
     Py_CLEAR(Thing);
     return harness_finish();

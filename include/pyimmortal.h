@@ -169,9 +169,12 @@ int pyimmortal_PyUnstable_IsImmortal(PyObject *op);
  *   or merged state; the weakref flag is allowed), deferred reference
  *   counting must be off, and if the owner holds more than one reference no
  *   other thread may exist in the interpreter.
- * - Refused everywhere: `str` (intern it instead); on 3.14+ `dict` and
- *   subclasses, which must stay GC-tracked (gh-153051); everything on
- *   3.9-3.11, which have no immortal objects.
+ * - Refused everywhere: a mortal `str` (intern it instead; an immortal
+ *   one is success, like any immortal object); on 3.14+ `dict` and
+ *   subclasses, which must stay GC-tracked (gh-153051); a GC object whose
+ *   finalizer (`__del__`, `tp_finalize`) has not run yet, since it may be
+ *   running from the object's deallocator, where the object must stay
+ *   GC-tracked; everything on 3.9-3.11, which have no immortal objects.
  * - On success the object leaves the cyclic GC (dicts on 3.12 and 3.13 stay
  *   tracked), is never deallocated, and is listed by the registry
  *   (`pyimmortal_Registry_*`). On debug builds its references are taken out
@@ -192,8 +195,10 @@ int pyimmortal_Immortalize(PyObject *op);
  *
  * - Returns 0 on success (made immortal now, or immortal already).
  * - Returns -1 with an exception set otherwise:
- *   - `TypeError` for `str` (the message points to interning) and, on
- *     3.14+, for `dict`;
+ *   - `TypeError` for a mortal `str` (the message points to interning)
+ *     and, on 3.14+, for `dict`;
+ *   - `RuntimeError` for a GC object whose finalizer has not run yet
+ *     (it may be running now, from the object's deallocator);
  *   - `RuntimeError` on free-threaded builds when the object is owned by
  *     another thread, is referenced by other threads, uses deferred
  *     reference counting, or has several references while other threads

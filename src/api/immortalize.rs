@@ -49,6 +49,23 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
         if dict && !DICTS_CAN_BE_IMMORTAL {
             return Err(Refusal::TypeCannotBeImmortal);
         }
+        // The last Py_DECREF runs tp_finalize (`__del__`) through
+        // PyObject_CallFinalizerFromDealloc (Objects/object.c), which
+        // requires a GC object resurrected by its finalizer to still be
+        // tracked when the finalizer returns: debug builds assert it, on
+        // 3.14+ right after the finalizer (moved there by gh-130202, the
+        // temporary resurrection being gh-127582's
+        // `_PyObject_ResurrectStart`/`_PyObject_ResurrectEnd`). Making the
+        // object immortal untracks it, and on that path the finalized flag
+        // is only set once the finalizer has returned
+        // (`PyObject_CallFinalizer`), so an object whose finalizer may still
+        // run is refused. The collector sets the flag before it calls the
+        // finalizer (`finalize_garbage`, Python/gc.c), so `__del__` on a
+        // cycle may still make its object immortal: resurrection is legal
+        // there, and the object leaves the unreachable set.
+        if cpython::finalizer_pending(op) {
+            return Err(Refusal::FinalizerPending);
+        }
         let references = refcount::owned_references(op)?;
         if !dict {
             cpython::gc_untrack(op);
@@ -91,6 +108,10 @@ pub fn refusal_error(r: Refusal) -> (Exception, &'static CStr) {
             Exception::RuntimeError,
             c"pyimmortal: the object has more than one reference while other threads exist; make it immortal before starting threads, or while it is uniquely referenced",
         ),
+        Refusal::FinalizerPending => (
+            Exception::RuntimeError,
+            c"pyimmortal: the object's finalizer (__del__ or tp_finalize) has not finished running: it may be running now from the object's deallocation, where CPython requires the object to stay tracked by the garbage collector; an object can be made immortal once its finalizer has run",
+        ),
         Refusal::Deferred => (
             Exception::RuntimeError,
             c"pyimmortal: the object uses deferred reference counting (on free-threaded builds: heap types, modules, functions, code objects)",
@@ -113,9 +134,12 @@ pub fn refusal_error(r: Refusal) -> (Exception, &'static CStr) {
 ///   or merged state; the weakref flag is allowed), deferred reference
 ///   counting must be off, and if the owner holds more than one reference no
 ///   other thread may exist in the interpreter.
-/// - Refused everywhere: `str` (intern it instead); on 3.14+ `dict` and
-///   subclasses, which must stay GC-tracked (gh-153051); everything on
-///   3.9-3.11, which have no immortal objects.
+/// - Refused everywhere: a mortal `str` (intern it instead; an immortal
+///   one is success, like any immortal object); on 3.14+ `dict` and
+///   subclasses, which must stay GC-tracked (gh-153051); a GC object whose
+///   finalizer (`__del__`, `tp_finalize`) has not run yet, since it may be
+///   running from the object's deallocator, where the object must stay
+///   GC-tracked; everything on 3.9-3.11, which have no immortal objects.
 /// - On success the object leaves the cyclic GC (dicts on 3.12 and 3.13 stay
 ///   tracked), is never deallocated, and is listed by the registry
 ///   (`pyimmortal_Registry_*`). On debug builds its references are taken out
@@ -138,8 +162,10 @@ pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
 ///
 /// - Returns 0 on success (made immortal now, or immortal already).
 /// - Returns -1 with an exception set otherwise:
-///   - `TypeError` for `str` (the message points to interning) and, on
-///     3.14+, for `dict`;
+///   - `TypeError` for a mortal `str` (the message points to interning)
+///     and, on 3.14+, for `dict`;
+///   - `RuntimeError` for a GC object whose finalizer has not run yet
+///     (it may be running now, from the object's deallocator);
 ///   - `RuntimeError` on free-threaded builds when the object is owned by
 ///     another thread, is referenced by other threads, uses deferred
 ///     reference counting, or has several references while other threads

@@ -20,6 +20,9 @@ pub(crate) const TPFLAGS_HAVE_GC: c_ulong = 1 << 14;
 pub(crate) const TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28;
 /// `Py_TPFLAGS_DICT_SUBCLASS` (`Include/object.h`).
 pub(crate) const TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29;
+/// `Py_tp_finalize`, the slot number for `PyType_GetSlot`
+/// (`Include/typeslots.h`).
+pub(crate) const TP_FINALIZE_SLOT: c_int = 80;
 
 /// `visitproc` (`Include/object.h`).
 pub type visitproc = Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>;
@@ -40,6 +43,10 @@ extern "C" {
     // Public since 3.9 (bpo-40241).
     fn PyObject_GC_IsTracked(op: *mut PyObject) -> c_int;
     fn PyObject_GC_UnTrack(op: *mut c_void);
+    // Public since 3.9 (bpo-40241).
+    fn PyObject_GC_IsFinalized(op: *mut PyObject) -> c_int;
+    // Stable ABI; accepts static types from 3.10 on (bpo-41073).
+    fn PyType_GetSlot(ty: *mut PyObject, slot: c_int) -> *mut c_void;
     fn Py_GetVersion() -> *const std::ffi::c_char;
     fn PyErr_SetString(exc: *mut PyObject, msg: *const std::ffi::c_char);
     fn PyErr_Occurred() -> *mut PyObject;
@@ -186,6 +193,31 @@ pub unsafe fn gc_untrack(op: *mut PyObject) {
         if PyObject_GC_IsTracked(op) != 0 {
             PyObject_GC_UnTrack(op.cast());
         }
+    }
+}
+
+/// Whether `op` is a GC object whose type has a finalizer (`tp_finalize`,
+/// `__del__` for classes) that has not finished running on it.
+///
+/// CPython marks a GC object finalized only after `tp_finalize` returns
+/// when the finalizer runs from the deallocator (`PyObject_CallFinalizer`
+/// in `Objects/object.c`, 3.9 to 3.15), but before it runs when the cyclic
+/// GC calls it (`finalize_garbage` in `Python/gc.c` and
+/// `Python/gc_free_threading.c`). So `true` covers an object whose
+/// finalizer was never called and one whose finalizer is running now from
+/// its deallocator; `false` covers one whose finalizer has run, or is
+/// running from the collector, where resurrection is legal.
+///
+/// # Safety
+/// `op` must be a live object; the calling thread must be attached. Only
+/// for CPython 3.10+, where `PyType_GetSlot` accepts static types.
+pub unsafe fn finalizer_pending(op: *mut PyObject) -> bool {
+    // SAFETY: live object, hence a live type; attached thread.
+    unsafe {
+        let ty = crate::refcount::type_of(op);
+        type_is_gc(ty)
+            && !PyType_GetSlot(ty, TP_FINALIZE_SLOT).is_null()
+            && PyObject_GC_IsFinalized(op) == 0
     }
 }
 

@@ -59,6 +59,11 @@ same!(
     c::pyimmortal_oracle_TPFLAGS_UNICODE_SUBCLASS
 );
 same!(
+    "Py_tp_finalize",
+    super::TP_FINALIZE_SLOT,
+    c::pyimmortal_oracle_TP_FINALIZE_SLOT
+);
+same!(
     "PY_MINOR_VERSION",
     c::pyimmortal_oracle_PY_MINOR_VERSION,
     crate::abi::parse_decimal(env!("PYIMMORTAL_TARGET_MINOR"))

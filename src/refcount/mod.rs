@@ -66,4 +66,7 @@ pub enum Refusal {
     OtherThreadsExist,
     /// Free-threaded: deferred reference counting is on.
     Deferred,
+    /// A GC object whose finalizer has not finished: it may be running from
+    /// the object's deallocator, where the object must stay GC-tracked.
+    FinalizerPending,
 }
