@@ -1,40 +1,93 @@
-/* pyimmortal_demo: a module-level capsule made immortal at import, the way
- * an extension would protect a shared singleton from refcount contention. */
+/* pyimmortal_demo: a capsule shared by every caller, the way NumPy shares
+ * its allocator handler, made immortal with pyimmortal. */
 #define PY_SSIZE_T_CLEAN
 #include "pyimmortal.h"
 
-static int handler_data = 42;
+#define HANDLER_NAME "pyimmortal_demo.handler"
 
-/* make_capsule() -> (PyUnstable_SetImmortal result, capsule) */
+static int handler_data = 42;
+static long destroyed;          /* capsule destructor calls */
+static PyObject *last_immortal; /* borrowed: the last capsule made immortal */
+
+static void
+count_destruction(PyObject *capsule)
+{
+    (void)capsule;
+    destroyed++;
+}
+
+/* new_capsule() -> a fresh, mortal capsule whose destructor is counted */
 static PyObject *
-make_capsule(PyObject *self, PyObject *unused)
+new_capsule(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    PyObject *capsule = PyCapsule_New(&handler_data, "pyimmortal_demo.handler", NULL);
-    if (capsule == NULL) {
-        return NULL;
-    }
-    /* Still uniquely referenced: the moment to make it immortal. */
-    int made = PyUnstable_SetImmortal(capsule);
-    PyObject *result = Py_BuildValue("(iO)", made, capsule);
-    Py_DECREF(capsule);
-    return result;
+    return PyCapsule_New(&handler_data, HANDLER_NAME, count_destruction);
 }
 
-/* set_immortal_new(callable) -> result of PyUnstable_SetImmortal on a fresh
- * object made by callable(). */
+/* immortalize(obj): pyimmortal_ImmortalizeChecked, which accepts an object
+ * that already has several references (PyUnstable_SetImmortal needs it to
+ * be uniquely referenced). Raises when it refuses. */
 static PyObject *
-set_immortal_new(PyObject *self, PyObject *callable)
+immortalize(PyObject *self, PyObject *obj)
 {
     (void)self;
-    PyObject *obj = PyObject_CallNoArgs(callable);
-    if (obj == NULL) {
+    if (pyimmortal_ImmortalizeChecked(obj) < 0) {
         return NULL;
     }
-    int made = PyUnstable_SetImmortal(obj);
-    Py_DECREF(obj);
-    return PyLong_FromLong(made);
+    last_immortal = obj;
+    Py_RETURN_NONE;
+}
+
+/* destroyed() -> how many demo capsules have been deallocated */
+static PyObject *
+destroyed_count(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyLong_FromLong(destroyed);
+}
+
+/* read_last_immortal() -> the int behind the last immortal capsule, read
+ * through a pointer kept without a reference: valid only because the
+ * capsule can never be freed. */
+static PyObject *
+read_last_immortal(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (last_immortal == NULL) {
+        Py_RETURN_NONE;
+    }
+    int *data = (int *)PyCapsule_GetPointer(last_immortal, HANDLER_NAME);
+    if (data == NULL) {
+        return NULL;
+    }
+    return PyLong_FromLong(*data);
+}
+
+/* fetch(capsule, n): the hot path of an extension that shares a capsule,
+ * n times: take a reference, read the pointer, drop the reference. */
+static PyObject *
+fetch(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *capsule;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "On", &capsule, &n)) {
+        return NULL;
+    }
+    long sum = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(capsule);
+        int *data = (int *)PyCapsule_GetPointer(capsule, HANDLER_NAME);
+        Py_DECREF(capsule);
+        if (data == NULL) {
+            return NULL;
+        }
+        sum += *data;
+    }
+    return PyLong_FromLong(sum);
 }
 
 static PyObject *
@@ -42,20 +95,6 @@ is_immortal(PyObject *self, PyObject *obj)
 {
     (void)self;
     return PyLong_FromLong(PyUnstable_IsImmortal(obj));
-}
-
-/* enable_deferred_new(callable) -> result on a fresh object */
-static PyObject *
-enable_deferred_new(PyObject *self, PyObject *callable)
-{
-    (void)self;
-    PyObject *obj = PyObject_CallNoArgs(callable);
-    if (obj == NULL) {
-        return NULL;
-    }
-    int r = PyUnstable_Object_EnableDeferredRefcount(obj);
-    Py_DECREF(obj);
-    return PyLong_FromLong(r);
 }
 
 static PyObject *
@@ -67,10 +106,12 @@ target(PyObject *self, PyObject *unused)
 }
 
 static PyMethodDef methods[] = {
-    {"make_capsule", make_capsule, METH_NOARGS, NULL},
-    {"set_immortal_new", set_immortal_new, METH_O, NULL},
+    {"new_capsule", new_capsule, METH_NOARGS, NULL},
+    {"immortalize", immortalize, METH_O, NULL},
+    {"destroyed", destroyed_count, METH_NOARGS, NULL},
+    {"read_last_immortal", read_last_immortal, METH_NOARGS, NULL},
+    {"fetch", fetch, METH_VARARGS, NULL},
     {"is_immortal", is_immortal, METH_O, NULL},
-    {"enable_deferred_new", enable_deferred_new, METH_O, NULL},
     {"target", target, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
