@@ -261,7 +261,7 @@ def gather(args, sources):
     found, problems = [], []
     found += interp.from_pyenv() + interp.from_path()
     if sources:
-        built, errors = interp.from_sources(sources)
+        built, errors = interp.from_sources(sources, build=not args.list)
         found += built
         problems += ["%s%s: %s" % (t.name, " (debug)" if d else "", e) for t, d, e in errors]
     if os.environ.get("PYIMMORTAL_SKIP_SID") != "1":
@@ -321,7 +321,9 @@ def main():
         row.dir.mkdir(parents=True)
         print("=== %s: %s (%s)" % (row.it.name, row.it.python, row.it.why), flush=True)
         for suite in todo:
-            row.record(suite, *globals()["suite_" + suite](row))
+            t0 = time.time()
+            status, detail = globals()["suite_" + suite](row)
+            row.record(suite, status, "%s%s%ds" % (detail, ", " if detail else "", time.time() - t0))
     if "abi" in suites:
         for row in rows:
             row.record("abi", *suite_abi(row, rows))
