@@ -14,7 +14,6 @@ prints what the library did.
 """
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
