@@ -114,12 +114,13 @@ def setup_host(sid=False, cpython_sources=False, rust_lints=False):
         still = missing_packages(sid, cpython_sources)
         if still:
             raise SystemExit("setup: still missing after apt-get: %s" % " ".join(still))
+    if not shutil.which("cargo"):
+        raise SystemExit("setup: cargo not found; install Rust with rustup (https://rustup.rs)")
     if rust_lints:
-        installed = subprocess.run(["rustup", "component", "list", "--installed"],
-                                   capture_output=True, text=True).stdout
-        for comp in ("rustfmt", "clippy"):
-            if not re.search(r"^%s" % comp, installed, re.M):
-                subprocess.run(["rustup", "component", "add", comp], check=True)
+        for sub, component in (("fmt", "rustfmt"), ("clippy", "clippy")):
+            if subprocess.run(["cargo", sub, "--version"], capture_output=True).returncode:
+                log("setup: rustup component add %s" % component)
+                subprocess.run(["rustup", "component", "add", component], check=True)
 
 
 def add_tool_dirs_to_path():
