@@ -328,9 +328,10 @@ def build_free_threaded(tarball, debug=False):
                 if subprocess.run(cmd, cwd=work, stdout=f, stderr=subprocess.STDOUT).returncode:
                     raise RuntimeError("building %s failed at `%s`; see %s" % (
                         tarball.name, cmd[0], logfile))
-        exes = sorted(glob.glob(str(prefix / "bin" / "python3.*t")))
+        exes = sorted(p for p in glob.glob(str(prefix / "bin" / "python3.*"))
+                      if re.search(r"/python3\.\d+td?$", p))
         if not exes:
-            raise RuntimeError("no python3.*t in %s/bin; see %s" % (prefix, logfile))
+            raise RuntimeError("no python3.Xt in %s/bin; see %s" % (prefix, logfile))
         info = probe(exes[0])
         if info is None or not info[2] or info[3] != debug:
             raise RuntimeError("%s is not the %s build it should be" % (exes[0], "debug" if debug else "release"))
