@@ -28,10 +28,6 @@
  * for mortal), so the runner can both check it and print "n/a" where a mode
  * does not apply.
  *
- * One more mode, "internal-deferred", exists on 3.13t only. It is an
- * EXPERIMENT for the benchmark's 3.13t investigation and not part of
- * pyimmortal: see experiment_set_internal_deferred() below.
- *
  * Per-thread objects: the C functions that the Python loops call through
  * (capsule_caller(), ceiling_caller()) are created by each worker thread
  * itself, so on free-threaded builds the calling thread owns them and their
@@ -42,7 +38,6 @@
 #include "pyimmortal.h"
 
 #include <stddef.h>
-#include <stdint.h>
 
 #if PY_VERSION_HEX >= 0x030C0000
 #  define BENCH_T_INT Py_T_INT
@@ -56,80 +51,12 @@
 #define HANDLER_NAME "pyimmortal_bench.handler"
 #define HANDLER_MAGIC 0x5eed
 
-/* ---- Free-threaded object header -------------------------------------
- * refcount_fields() and the 3.13t experiment read the free-threaded
- * PyObject header directly. The layout they rely on: */
-#if defined(Py_GIL_DISABLED) && SIZEOF_VOID_P == 8
-_Static_assert(offsetof(PyObject, ob_tid) == 0, "ob_tid @0");
-_Static_assert(offsetof(PyObject, ob_mutex) == 10, "ob_mutex @10");
-_Static_assert(offsetof(PyObject, ob_gc_bits) == 11, "ob_gc_bits @11");
-_Static_assert(offsetof(PyObject, ob_ref_local) == 12, "ob_ref_local @12");
-_Static_assert(offsetof(PyObject, ob_ref_shared) == 16, "ob_ref_shared @16");
-_Static_assert(offsetof(PyObject, ob_type) == 24, "ob_type @24");
-#endif
-
-/* The deferred-refcount bit in ob_gc_bits (free-threaded 3.13 and 3.14). */
-#define BENCH_GC_BITS_DEFERRED 64
-/* The "queued" flag value in the low bits of ob_ref_shared. */
-#define BENCH_REF_QUEUED 2
-
-/* ---- 3.13t experiment ------------------------------------------------
- * EXPERIMENT, 3.13t ONLY, NOT PART OF PYIMMORTAL.
- *
- * CPython 3.13t keeps deferred reference counting internal. Its own
- * internal setter puts an object into this state: bit 64 in ob_gc_bits,
- * one extra local reference (the one the collector accounts for), and
- * ob_ref_shared set to the "queued" flag. pyimmortal's
- * PyUnstable_Object_EnableDeferredRefcount() returns 0 on 3.13t instead,
- * because 3.13t turns every object in that state immortal once the first
- * non-main thread starts (gh-117783).
- *
- * This helper writes that same state by hand so the benchmark can measure
- * what it does to contention and whether such objects stay collectable.
- * Preconditions, checked where possible (otherwise 0 is returned and
- * nothing changes): a GC-tracked object, owned by the calling thread, not
- * immortal, nothing shared yet, not already deferred. The caller must also
- * make sure no other thread can touch the object (the worker calls it before
- * it starts any thread). */
-#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
-#  define BENCH_HAVE_EXPERIMENT 1
-static int
-experiment_set_internal_deferred(PyObject *op)
-{
-    if (!PyObject_IS_GC(op) || !PyObject_GC_IsTracked(op)) {
-        return 0;
-    }
-    if (!_Py_IsOwnedByCurrentThread(op)) {
-        return 0;
-    }
-    if (op->ob_ref_local == UINT32_MAX || op->ob_ref_shared != 0) {
-        return 0;
-    }
-    if (op->ob_gc_bits & BENCH_GC_BITS_DEFERRED) {
-        return 0;
-    }
-    op->ob_gc_bits |= BENCH_GC_BITS_DEFERRED;
-    op->ob_ref_local += 1;
-    op->ob_ref_shared = BENCH_REF_QUEUED;
-    return 1;
-}
-#else
-#  define BENCH_HAVE_EXPERIMENT 0
-static int
-experiment_set_internal_deferred(PyObject *op)
-{
-    (void)op;
-    return 0;
-}
-#endif
-
 /* ---- Modes ---------------------------------------------------------- */
 
 typedef enum {
     MODE_MORTAL,
     MODE_IMMORTAL,
     MODE_DEFERRED,
-    MODE_INTERNAL_DEFERRED,
 } bench_mode;
 
 static int
@@ -142,7 +69,6 @@ parse_mode(PyObject *arg, bench_mode *out)
         {"mortal", MODE_MORTAL},
         {"immortal", MODE_IMMORTAL},
         {"deferred", MODE_DEFERRED},
-        {"internal-deferred", MODE_INTERNAL_DEFERRED},
     };
     if (!PyUnicode_Check(arg)) {
         PyErr_SetString(PyExc_TypeError, "mode must be a str");
@@ -170,9 +96,6 @@ apply_mode(PyObject *obj, bench_mode mode)
         break;
     case MODE_DEFERRED:
         r = PyUnstable_Object_EnableDeferredRefcount(obj);
-        break;
-    case MODE_INTERNAL_DEFERRED:
-        r = experiment_set_internal_deferred(obj);
         break;
     case MODE_MORTAL:
     default:
@@ -211,8 +134,9 @@ typedef struct {
     const handler_payload *pointer;
 } HandleObject;
 
+/* tp_traverse of Handle and Callable: they hold no references. */
 static int
-handle_traverse(PyObject *self, visitproc visit, void *arg)
+traverse_nothing(PyObject *self, visitproc visit, void *arg)
 {
     (void)self;
     (void)visit;
@@ -234,7 +158,7 @@ static PyTypeObject Handle_Type = {
     .tp_dealloc = handle_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A GC object holding a pointer, used like a capsule.",
-    .tp_traverse = handle_traverse,
+    .tp_traverse = traverse_nothing,
 };
 
 /* Reads the payload out of a handler (capsule or Handle); NULL with an
@@ -406,15 +330,6 @@ callable_call(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
-static int
-callable_traverse(PyObject *self, visitproc visit, void *arg)
-{
-    (void)self;
-    (void)visit;
-    (void)arg;
-    return 0;
-}
-
 static void
 callable_dealloc(PyObject *self)
 {
@@ -433,7 +348,7 @@ static PyTypeObject Callable_Type = {
     .tp_call = callable_call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A callable with its own tp_call (GC type, weak-referenceable).",
-    .tp_traverse = callable_traverse,
+    .tp_traverse = traverse_nothing,
     .tp_weaklistoffset = offsetof(CallableObject, weakreflist),
 };
 
@@ -559,27 +474,6 @@ is_immortal(PyObject *module, PyObject *obj)
     return PyBool_FromLong(PyUnstable_IsImmortal(obj));
 }
 
-/* refcount_fields(obj) -> dict of the free-threaded header fields, or None
- * on GIL builds. Meant for quiescent moments (no other thread running). */
-static PyObject *
-refcount_fields(PyObject *module, PyObject *obj)
-{
-    (void)module;
-#if defined(Py_GIL_DISABLED)
-    return Py_BuildValue(
-        "{s:K,s:i,s:k,s:n,s:O,s:O}",
-        "ob_tid", (unsigned long long)obj->ob_tid,
-        "ob_gc_bits", (int)obj->ob_gc_bits,
-        "ob_ref_local", (unsigned long)obj->ob_ref_local,
-        "ob_ref_shared", obj->ob_ref_shared,
-        "deferred_bit", (obj->ob_gc_bits & BENCH_GC_BITS_DEFERRED) ? Py_True : Py_False,
-        "owned_by_caller", _Py_IsOwnedByCurrentThread(obj) ? Py_True : Py_False);
-#else
-    (void)obj;
-    Py_RETURN_NONE;
-#endif
-}
-
 /* info() -> dict: what this copy of the module was built for. */
 static PyObject *
 info(PyObject *module, PyObject *unused)
@@ -592,11 +486,10 @@ info(PyObject *module, PyObject *unused)
     PyObject *ft = Py_False;
 #endif
     return Py_BuildValue(
-        "{s:s,s:k,s:O,s:O}",
+        "{s:s,s:k,s:O}",
         "target", pyimmortal_target(),
         "version_hex", (unsigned long)PY_VERSION_HEX,
-        "free_threaded", ft,
-        "experiment", BENCH_HAVE_EXPERIMENT ? Py_True : Py_False);
+        "free_threaded", ft);
 }
 
 static PyMethodDef methods[] = {
@@ -611,8 +504,6 @@ static PyMethodDef methods[] = {
     {"make_singleton", make_singleton, METH_O,
      "make_singleton(mode) -> (result, type, instance)"},
     {"is_immortal", is_immortal, METH_O, "PyUnstable_IsImmortal(obj)"},
-    {"refcount_fields", refcount_fields, METH_O,
-     "Free-threaded header fields of obj (None on GIL builds)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,24 +3,22 @@
 Started by bench/run.py with the interpreter under test:
 
     python worker.py --build-dir DIR --kernel K --mode M --threads N \
-        --iterations I [--repeats R] [--calibrate]
-    python worker.py --build-dir DIR --probe ORDER --mode M
+        --iterations I [--repeats R] [--order 1N|N1] [--paired-ceiling I] [--calibrate]
+    python worker.py --build-dir DIR --probe setup-then-thread|no-thread --mode M
 
 A timing run builds the shared object in the requested mode before any thread
 exists, runs a short warm-up in one thread, then times the same fixed work
 per thread with 1 thread and with N threads, --repeats times (the order of
 the two alternates; --order gives the first). With --paired-ceiling, each
 pair is followed by a pair of the shared-nothing ceiling kernel in the same
-process, so the two can be compared under the same machine conditions. A mode ending in "-late" (3.13t
-experiment) builds the object only after a first thread has come and gone. Each timed run starts its
-threads, lets each build its per-thread objects, releases them all at once
-with a threading.Barrier and stops the clock when the last one has been
-joined.
+process, so the two can be compared under the same machine conditions. Each
+timed run starts its threads, lets each build its per-thread objects,
+releases them all at once with a threading.Barrier and stops the clock when
+the last one has been joined.
 
 A probe builds a ``Callable`` in the requested mode, takes a weak reference,
-optionally starts a thread (before or after building it), then drops the
-last reference and runs gc.collect(): it reports the free-threaded header
-fields along the way and whether the object was collected.
+optionally starts and joins a thread, then drops the last reference and runs
+gc.collect(): it reports whether the object was collected.
 """
 
 import argparse
@@ -32,13 +30,10 @@ import threading
 import time
 import weakref
 
-UINT32_MAX = 0xFFFFFFFF
-
 
 def load(build_dir):
     sys.dont_write_bytecode = True  # keep bench/ free of __pycache__
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, here)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, os.path.abspath(build_dir))
     import kernels
     import pyimmortal_bench
@@ -56,8 +51,7 @@ def setup(bench, kernels, kernel, mode):
         kernels.CALLABLE = obj
         return result, obj, kernels.callable_loop, None
     if kernel == "singleton":
-        result, tp, obj = bench.make_singleton(mode)
-        kernels.SINGLETON_TYPE = tp
+        result, kernels.SINGLETON_TYPE, obj = bench.make_singleton(mode)
         kernels.SINGLETON = obj
         return result, obj, kernels.singleton_loop, None
     if kernel == "ceiling":
@@ -104,89 +98,56 @@ def run_threads(nthreads, iterations, loop, per_thread):
     return elapsed
 
 
-def start_and_join_thread():
-    t = threading.Thread(target=lambda: None)
-    t.start()
-    t.join()
-
-
-def gil_enabled():
-    f = getattr(sys, "_is_gil_enabled", None)
-    return True if f is None else bool(f())
-
-
 def timing(args, bench, kernels):
-    mode = args.mode
-    if mode.endswith("-late"):
-        # 3.13t experiment: build the object only after a thread has started
-        # (and ended), so 3.13t's one-time immortalization has already run.
-        mode = mode[:-len("-late")]
-        start_and_join_thread()
-    result, obj, loop, per_thread = setup(bench, kernels, args.kernel, mode)
-    out = {
-        "kernel": args.kernel,
-        "mode": args.mode,
-        "result": result,
-        "threads": args.threads,
-        "iterations": args.iterations,
-    }
+    result, obj, loop, per_thread = setup(bench, kernels, args.kernel, args.mode)
+    out = {"kernel": args.kernel, "mode": args.mode, "result": result,
+           "threads": args.threads, "iterations": args.iterations}
     if obj is not None:
         out["is_immortal_created"] = bench.is_immortal(obj)
-        out["fields_created"] = bench.refcount_fields(obj)
     # Warm-up (also the first thread start, which matters on 3.13t).
     run_threads(1, max(1, args.iterations // 10), loop, per_thread)
     if obj is not None:
         out["is_immortal_after_thread"] = bench.is_immortal(obj)
-        out["fields_after_thread"] = bench.refcount_fields(obj)
     paired = args.paired_ceiling and args.kernel != "ceiling"
+    ceiling = (args.paired_ceiling, kernels.capsule_loop, bench.ceiling_caller)
     if paired:
-        ceiling_iters = args.paired_ceiling
-        run_threads(1, max(1, ceiling_iters // 10), kernels.capsule_loop,
-                    bench.ceiling_caller)
+        run_threads(1, max(1, ceiling[0] // 10), *ceiling[1:])
     gc.collect()
     gc.disable()
-    t1, tn, c1, cn = [], [], [], []
+    t = {"t1": [], "tN": [], "ceiling_t1": [], "ceiling_tN": []}
     for i in range(args.repeats):
+        if args.calibrate:
+            t["t1"].append(run_threads(1, args.iterations, loop, per_thread))
+            continue
         # Alternate the order from one pair to the next.
         first_one = (args.order == "1N") == (i % 2 == 0)
-        if args.calibrate:
-            t1.append(run_threads(1, args.iterations, loop, per_thread))
-            continue
-        for n in ((1, args.threads) if first_one else (args.threads, 1)):
-            (t1 if n == 1 else tn).append(
+        order = (1, args.threads) if first_one else (args.threads, 1)
+        for n in order:
+            t["t1" if n == 1 else "tN"].append(
                 run_threads(n, args.iterations, loop, per_thread))
-        if paired:
-            # The ceiling kernel right after, in the same process, so both
-            # see the same machine.
-            for n in ((1, args.threads) if first_one else (args.threads, 1)):
-                (c1 if n == 1 else cn).append(run_threads(
-                    n, ceiling_iters, kernels.capsule_loop, bench.ceiling_caller))
+        # The ceiling kernel right after, in the same process, so both see
+        # the same machine.
+        for n in order if paired else ():
+            t["ceiling_t1" if n == 1 else "ceiling_tN"].append(run_threads(n, *ceiling))
     gc.enable()
-    out["t1"] = t1
-    out["tN"] = tn
-    if paired:
-        out["ceiling_t1"] = c1
-        out["ceiling_tN"] = cn
-    out["gil_enabled"] = gil_enabled()
+    out.update(t if paired else {"t1": t["t1"], "tN": t["tN"]})
+    f = getattr(sys, "_is_gil_enabled", None)
+    out["gil_enabled"] = True if f is None else bool(f())
     return out
 
 
 def probe(args, bench):
-    out = {"probe": args.probe, "mode": args.mode}
-    if args.probe == "thread-then-setup":
-        start_and_join_thread()
     result, obj = bench.make_callable(args.mode)
-    out["result"] = result
-    out["fields_created"] = bench.refcount_fields(obj)
     ref = weakref.ref(obj)
-    if args.probe in ("setup-then-thread", "thread-then-setup"):
-        start_and_join_thread()
-    fields = bench.refcount_fields(obj)
-    out["fields_after_thread"] = fields
-    out["local_is_uint32_max"] = (
-        None if fields is None else fields["ob_ref_local"] == UINT32_MAX)
-    out["is_immortal"] = bench.is_immortal(obj)
-    out["getrefcount"] = sys.getrefcount(obj)
+    if args.probe == "setup-then-thread":
+        t = threading.Thread(target=lambda: None)
+        t.start()
+        t.join()
+    sys_is_immortal = getattr(sys, "_is_immortal", None)  # 3.14+
+    out = {"probe": args.probe, "mode": args.mode, "result": result,
+           "is_immortal": bench.is_immortal(obj),
+           "sys_is_immortal": sys_is_immortal(obj) if sys_is_immortal else None,
+           "getrefcount": sys.getrefcount(obj)}
     del obj
     gc.collect()
     out["collected"] = ref() is None
@@ -197,7 +158,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build-dir", required=True)
     ap.add_argument("--kernel", default="ceiling")
-    ap.add_argument("--mode", default="mortal")
+    ap.add_argument("--mode", default="mortal", choices=["mortal", "immortal", "deferred"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=1)
@@ -207,18 +168,13 @@ def main():
     ap.add_argument("--paired-ceiling", type=int, default=0, metavar="I",
                     help="after each pair, also time the ceiling kernel with I "
                          "iterations per thread in this same process")
-    ap.add_argument("--calibrate", action="store_true",
-                    help="time 1 thread only")
-    ap.add_argument("--probe",
-                    choices=["setup-then-thread", "thread-then-setup", "no-thread"],
+    ap.add_argument("--calibrate", action="store_true", help="time 1 thread only")
+    ap.add_argument("--probe", choices=["setup-then-thread", "no-thread"],
                     help="collectability probe: build the object, then start "
-                         "a thread; or the other way round; or no thread")
+                         "a thread, or start none")
     args = ap.parse_args()
     bench, kernels = load(args.build_dir)
-    if args.probe:
-        out = probe(args, bench)
-    else:
-        out = timing(args, bench, kernels)
+    out = probe(args, bench) if args.probe else timing(args, bench, kernels)
     out["bench_info"] = bench.info()
     print(json.dumps(out))
 
