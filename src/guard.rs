@@ -5,7 +5,8 @@
 //! [`crate::cpython::runtime::target_matches`]); and a panic never crosses
 //! into C: it is caught and also turned into that result.
 
-use crate::cpython::{self, runtime, Exception, PyObject};
+use crate::cpython::{self, runtime, Exception};
+use crate::ffi::PyObject;
 use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -18,6 +18,8 @@
 pub mod abi;
 pub mod api;
 pub mod cpython;
+/// cbindgen:ignore
+pub mod ffi;
 pub mod guard;
 pub mod refcount;
 

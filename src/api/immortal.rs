@@ -1,6 +1,7 @@
 //! Immortal objects: `PyUnstable_SetImmortal` and `PyUnstable_IsImmortal`.
 
-use crate::cpython::{self, runtime, PyObject};
+use crate::cpython::{self, runtime};
+use crate::ffi::PyObject;
 use crate::guard::object_call;
 use crate::refcount;
 use std::ffi::c_int;

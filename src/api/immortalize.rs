@@ -2,7 +2,8 @@
 //! whatever its reference count, idempotently, with a checked variant.
 
 use crate::api::registry;
-use crate::cpython::{self, runtime, Exception, PyObject};
+use crate::cpython::{self, runtime, Exception};
+use crate::ffi::PyObject;
 use crate::guard::{checked_call, object_call};
 use crate::refcount::{self, Refusal};
 use std::ffi::{c_int, CStr};

@@ -21,15 +21,13 @@
 //! registry empty. If `Py_AtExit` refuses (its table holds 32 callbacks),
 //! the next entry tries again.
 
-use crate::cpython::{self, visitproc, Exception, PyObject};
+use crate::cpython::{self, Exception};
+use crate::ffi::{visitproc, PyObject, Py_ssize_t};
 use crate::guard;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_int, c_void};
 use std::panic::catch_unwind;
 use std::sync::Mutex;
-
-/// `Py_ssize_t`; the header uses `Python.h`'s.
-pub type Py_ssize_t = isize;
 
 /// `(object address, interpreter ID)`.
 type Key = (usize, i64);

@@ -1,6 +1,7 @@
 //! `PyUnstable_Object_IsUniquelyReferenced`.
 
-use crate::cpython::{runtime, PyObject};
+use crate::cpython::runtime;
+use crate::ffi::PyObject;
 use crate::guard::object_call;
 use crate::refcount;
 use std::ffi::c_int;

@@ -5,14 +5,8 @@
 pub mod oracle;
 pub mod runtime;
 
-use std::ffi::{c_int, c_ulong, c_void};
-
-/// CPython's `PyObject`, opaque here: its layout lives in
-/// [`crate::refcount::ObjectHead`]. The header uses `Python.h`'s own type.
-#[repr(C)]
-pub struct PyObject {
-    _private: [u8; 0],
-}
+use crate::ffi::{self, PyObject};
+use std::ffi::{c_int, c_ulong};
 
 /// `Py_TPFLAGS_HAVE_GC` (`Include/object.h`).
 pub(crate) const TPFLAGS_HAVE_GC: c_ulong = 1 << 14;
@@ -23,44 +17,6 @@ pub(crate) const TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29;
 /// `Py_tp_finalize`, the slot number for `PyType_GetSlot`
 /// (`Include/typeslots.h`).
 pub(crate) const TP_FINALIZE_SLOT: c_int = 80;
-
-/// `visitproc` (`Include/object.h`).
-pub type visitproc = Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>;
-
-/// Opaque `PyInterpreterState` / `PyThreadState`.
-#[repr(C)]
-pub struct PyInterpreterState {
-    _private: [u8; 0],
-}
-#[repr(C)]
-pub struct PyThreadState {
-    _private: [u8; 0],
-}
-
-extern "C" {
-    // Stable ABI since 3.2.
-    fn PyType_GetFlags(ty: *mut PyObject) -> c_ulong;
-    // Public since 3.9 (bpo-40241).
-    fn PyObject_GC_IsTracked(op: *mut PyObject) -> c_int;
-    fn PyObject_GC_UnTrack(op: *mut c_void);
-    // Public since 3.9 (bpo-40241).
-    fn PyObject_GC_IsFinalized(op: *mut PyObject) -> c_int;
-    // Stable ABI; accepts static types from 3.10 on (bpo-41073).
-    fn PyType_GetSlot(ty: *mut PyObject, slot: c_int) -> *mut c_void;
-    fn Py_GetVersion() -> *const std::ffi::c_char;
-    fn PyErr_SetString(exc: *mut PyObject, msg: *const std::ffi::c_char);
-    fn PyErr_Occurred() -> *mut PyObject;
-    fn PyInterpreterState_Get() -> *mut PyInterpreterState;
-    fn PyInterpreterState_GetID(interp: *mut PyInterpreterState) -> i64;
-    fn PyInterpreterState_ThreadHead(interp: *mut PyInterpreterState) -> *mut PyThreadState;
-    fn PyThreadState_Next(t: *mut PyThreadState) -> *mut PyThreadState;
-    fn PyThreadState_Get() -> *mut PyThreadState;
-    fn Py_AtExit(func: Option<extern "C" fn()>) -> c_int;
-    static mut PyExc_TypeError: *mut PyObject;
-    static mut PyExc_RuntimeError: *mut PyObject;
-    static mut PyExc_SystemError: *mut PyObject;
-    static mut PyExc_NotImplementedError: *mut PyObject;
-}
 
 /// The exceptions pyimmortal raises.
 #[derive(Debug, Clone, Copy)]
@@ -79,12 +35,12 @@ pub unsafe fn set_error(exc: Exception, msg: &std::ffi::CStr) {
     // SAFETY: the exception objects are static; attached thread.
     unsafe {
         let e = match exc {
-            Exception::TypeError => PyExc_TypeError,
-            Exception::RuntimeError => PyExc_RuntimeError,
-            Exception::SystemError => PyExc_SystemError,
-            Exception::NotImplementedError => PyExc_NotImplementedError,
+            Exception::TypeError => ffi::PyExc_TypeError,
+            Exception::RuntimeError => ffi::PyExc_RuntimeError,
+            Exception::SystemError => ffi::PyExc_SystemError,
+            Exception::NotImplementedError => ffi::PyExc_NotImplementedError,
         };
-        PyErr_SetString(e, msg.as_ptr());
+        ffi::PyErr_SetString(e, msg.as_ptr());
     }
 }
 
@@ -94,7 +50,7 @@ pub unsafe fn set_error(exc: Exception, msg: &std::ffi::CStr) {
 /// The calling thread must be attached.
 pub unsafe fn error_occurred() -> bool {
     // SAFETY: attached thread.
-    unsafe { !PyErr_Occurred().is_null() }
+    unsafe { !ffi::PyErr_Occurred().is_null() }
 }
 
 /// `PyInterpreterState_GetID(PyInterpreterState_Get())`.
@@ -103,7 +59,7 @@ pub unsafe fn error_occurred() -> bool {
 /// The calling thread must be attached.
 pub unsafe fn interpreter_id() -> i64 {
     // SAFETY: attached thread.
-    unsafe { PyInterpreterState_GetID(PyInterpreterState_Get()) }
+    unsafe { ffi::PyInterpreterState_GetID(ffi::PyInterpreterState_Get()) }
 }
 
 /// Whether the current interpreter has a thread state other than the
@@ -115,13 +71,13 @@ pub unsafe fn other_threads_exist() -> bool {
     // SAFETY: attached thread; the list is walked as PyThreadState_Next
     // allows.
     unsafe {
-        let me = PyThreadState_Get();
-        let mut t = PyInterpreterState_ThreadHead(PyInterpreterState_Get());
+        let me = ffi::PyThreadState_Get();
+        let mut t = ffi::PyInterpreterState_ThreadHead(ffi::PyInterpreterState_Get());
         while !t.is_null() {
             if t != me {
                 return true;
             }
-            t = PyThreadState_Next(t);
+            t = ffi::PyThreadState_Next(t);
         }
     }
     false
@@ -130,7 +86,7 @@ pub unsafe fn other_threads_exist() -> bool {
 /// `Py_AtExit(func)`: runs `func` at the end of `Py_FinalizeEx`.
 pub fn at_exit(func: extern "C" fn()) -> bool {
     // SAFETY: may be called at any time; stores the pointer.
-    unsafe { Py_AtExit(Some(func)) == 0 }
+    unsafe { ffi::Py_AtExit(Some(func)) == 0 }
 }
 
 /// `PyDict_Check(op)`: `dict` or a subclass.
@@ -142,17 +98,11 @@ pub unsafe fn is_dict(op: *mut PyObject) -> bool {
     unsafe { type_flags(op) & TPFLAGS_DICT_SUBCLASS != 0 }
 }
 
-#[cfg(Py_GIL_DISABLED)]
-extern "C" {
-    // src/cpython/thread_id.c
-    fn pyimmortal_sys_thread_id() -> usize;
-}
-
 /// `_Py_ThreadId()` of the calling thread, as the target's headers define it.
 #[cfg(Py_GIL_DISABLED)]
 pub fn thread_id() -> usize {
     // SAFETY: a pure read of the thread pointer.
-    unsafe { pyimmortal_sys_thread_id() }
+    unsafe { ffi::pyimmortal_sys_thread_id() }
 }
 
 /// `PyType_GetFlags(Py_TYPE(op))`.
@@ -161,7 +111,7 @@ pub fn thread_id() -> usize {
 /// `op` must be a live object.
 unsafe fn type_flags(op: *mut PyObject) -> c_ulong {
     // SAFETY: a live object has a live type.
-    unsafe { PyType_GetFlags(crate::refcount::type_of(op)) }
+    unsafe { ffi::PyType_GetFlags(crate::refcount::type_of(op)) }
 }
 
 /// `PyType_IS_GC(ty)`.
@@ -170,7 +120,7 @@ unsafe fn type_flags(op: *mut PyObject) -> c_ulong {
 /// `ty` must be a live type object.
 pub unsafe fn type_is_gc(ty: *mut PyObject) -> bool {
     // SAFETY: live type object.
-    unsafe { PyType_GetFlags(ty) & TPFLAGS_HAVE_GC != 0 }
+    unsafe { ffi::PyType_GetFlags(ty) & TPFLAGS_HAVE_GC != 0 }
 }
 
 /// `PyUnicode_Check(op)`: `str` or a subclass.
@@ -190,8 +140,8 @@ pub unsafe fn is_str(op: *mut PyObject) -> bool {
 pub unsafe fn gc_untrack(op: *mut PyObject) {
     // SAFETY: live object, attached thread.
     unsafe {
-        if PyObject_GC_IsTracked(op) != 0 {
-            PyObject_GC_UnTrack(op.cast());
+        if ffi::PyObject_GC_IsTracked(op) != 0 {
+            ffi::PyObject_GC_UnTrack(op.cast());
         }
     }
 }
@@ -216,8 +166,8 @@ pub unsafe fn finalizer_pending(op: *mut PyObject) -> bool {
     unsafe {
         let ty = crate::refcount::type_of(op);
         type_is_gc(ty)
-            && !PyType_GetSlot(ty, TP_FINALIZE_SLOT).is_null()
-            && PyObject_GC_IsFinalized(op) == 0
+            && !ffi::PyType_GetSlot(ty, TP_FINALIZE_SLOT).is_null()
+            && ffi::PyObject_GC_IsFinalized(op) == 0
     }
 }
 
@@ -225,7 +175,7 @@ pub unsafe fn finalizer_pending(op: *mut PyObject) -> bool {
 pub fn running_minor() -> Option<u32> {
     // SAFETY: Py_GetVersion returns a static NUL-terminated string and may
     // be called at any time.
-    let text = unsafe { std::ffi::CStr::from_ptr(Py_GetVersion()) };
+    let text = unsafe { std::ffi::CStr::from_ptr(ffi::Py_GetVersion()) };
     parse_minor(text.to_str().ok()?)
 }
 

@@ -6,7 +6,7 @@
 //! environment variable `PYIMMORTAL_FORCE_BUILTIN=1` (read once) turns that
 //! off, so the tests can compare both implementations on one interpreter.
 
-use super::PyObject;
+use crate::ffi::PyObject;
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 

@@ -9,7 +9,8 @@
 //! `ob_ref_shared` concurrently, so every access here is atomic.
 
 use super::head;
-use crate::cpython::{self, PyObject};
+use crate::cpython;
+use crate::ffi::PyObject;
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 /// `PyObject` in free-threaded CPython 3.13-3.15, `Include/object.h`.

@@ -32,7 +32,7 @@ mod imp;
 
 pub use imp::*;
 
-use crate::cpython::PyObject;
+use crate::ffi::PyObject;
 
 /// `Py_TYPE(op)`.
 ///

@@ -7,7 +7,7 @@
 //! (`_Py_SetImmortalUntracked`, `Objects/object.c` 3.13).
 
 use super::head;
-use crate::cpython::PyObject;
+use crate::ffi::PyObject;
 
 /// `PyObject` in CPython 3.12-3.13 on 64-bit little-endian machines,
 /// `Include/object.h`. The union's `ob_refcnt_split[0]` is the low half of

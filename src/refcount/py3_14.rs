@@ -9,7 +9,7 @@
 //! (`Include/internal/pycore_stackref.h`).
 
 use super::head;
-use crate::cpython::PyObject;
+use crate::ffi::PyObject;
 
 /// `PyObject` in CPython 3.14-3.15 on 64-bit little-endian machines,
 /// `Include/object.h`.

@@ -6,7 +6,7 @@
 //! (gh-84436) arrived in 3.12.
 
 use super::head;
-use crate::cpython::PyObject;
+use crate::ffi::PyObject;
 
 /// `PyObject` in CPython 3.9-3.11, `Include/object.h`.
 #[repr(C)]
