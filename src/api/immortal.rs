@@ -57,7 +57,7 @@ pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
     unsafe {
         if !refcount::HAS_IMMORTALITY
             || !refcount::is_uniquely_referenced(op)
-            || cpython::is_str(op)
+            || refcount::is_str(op)
         {
             return false;
         }

@@ -2,11 +2,11 @@
 //! whatever its reference count, idempotently, with a checked variant.
 
 use crate::api::registry;
-use crate::cpython::{self, runtime, Exception};
+use crate::cpython::{self, runtime};
 use crate::ffi::PyObject;
 use crate::guard::{checked_call, object_call};
 use crate::refcount::{self, Refusal};
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 
 /// What [`immortalize`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,15 +16,6 @@ pub enum Outcome {
     /// The object was immortal already.
     Already,
 }
-
-/// Dicts must stay GC-tracked on 3.14+ (`dict_merge_api` asserts it,
-/// gh-153051), and the 3.14+ GC untracks every immortal it meets, so dicts
-/// are refused there. On 3.12 and 3.13 the GC keeps immortals tracked (in the
-/// permanent generation), so a dict is made immortal but left tracked.
-#[cfg(Py_3_14)]
-const DICTS_CAN_BE_IMMORTAL: bool = false;
-#[cfg(not(Py_3_14))]
-const DICTS_CAN_BE_IMMORTAL: bool = true;
 
 /// The builtin implementation behind [`pyimmortal_Immortalize`].
 ///
@@ -36,7 +27,7 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
     }
     // SAFETY: live object, attached thread (caller's contract).
     unsafe {
-        let dict = cpython::is_dict(op);
+        let dict = refcount::is_dict(op);
         if refcount::is_immortal(op) {
             refcount::normalize_immortal(op);
             if !dict {
@@ -44,10 +35,10 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
             }
             return Ok(Outcome::Already);
         }
-        if cpython::is_str(op) {
+        if refcount::is_str(op) {
             return Err(Refusal::Str);
         }
-        if dict && !DICTS_CAN_BE_IMMORTAL {
+        if dict && !refcount::DICTS_CAN_BE_IMMORTAL {
             return Err(Refusal::TypeCannotBeImmortal);
         }
         // The last Py_DECREF runs tp_finalize (`__del__`) through
@@ -64,7 +55,7 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
         // finalizer (`finalize_garbage`, Python/gc.c), so `__del__` on a
         // cycle may still make its object immortal: resurrection is legal
         // there, and the object leaves the unreachable set.
-        if cpython::finalizer_pending(op) {
+        if refcount::finalizer_pending(op) {
             return Err(Refusal::FinalizerPending);
         }
         let references = refcount::owned_references(op)?;
@@ -80,44 +71,6 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
         registry::record(op);
     }
     Ok(Outcome::Made)
-}
-
-/// The message and exception for each refusal.
-pub fn refusal_error(r: Refusal) -> (Exception, &'static CStr) {
-    match r {
-        Refusal::NoImmortality => (
-            Exception::NotImplementedError,
-            c"pyimmortal: this CPython has no immortal objects (they exist from CPython 3.12 on, PEP 683)",
-        ),
-        Refusal::Str => (
-            Exception::TypeError,
-            c"pyimmortal: str objects cannot be made immortal; intern the string instead (PyUnicode_InternInPlace() or sys.intern())",
-        ),
-        Refusal::TypeCannotBeImmortal => (
-            Exception::TypeError,
-            c"pyimmortal: dict objects cannot be made immortal on CPython 3.14+: a dict must stay tracked by the garbage collector (gh-153051)",
-        ),
-        Refusal::NotOwned => (
-            Exception::RuntimeError,
-            c"pyimmortal: the object is owned by another thread; make it immortal on the thread that created it",
-        ),
-        Refusal::SharedWithThreads => (
-            Exception::RuntimeError,
-            c"pyimmortal: other threads hold references to the object (its shared reference count is not zero, or references are queued for merging)",
-        ),
-        Refusal::OtherThreadsExist => (
-            Exception::RuntimeError,
-            c"pyimmortal: the object has more than one reference while other threads exist; make it immortal before starting threads, or while it is uniquely referenced",
-        ),
-        Refusal::FinalizerPending => (
-            Exception::RuntimeError,
-            c"pyimmortal: the object's finalizer (__del__ or tp_finalize) has not finished running: it may be running now from the object's deallocation, where CPython requires the object to stay tracked by the garbage collector; an object can be made immortal once its finalizer has run",
-        ),
-        Refusal::Deferred => (
-            Exception::RuntimeError,
-            c"pyimmortal: the object uses deferred reference counting (on free-threaded builds: heap types, modules, functions, code objects)",
-        ),
-    }
 }
 
 /// Makes `op` immortal if the calling thread may, even when `op` is not
@@ -182,5 +135,5 @@ pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_ImmortalizeChecked(op: *mut PyObject) -> c_int {
     // SAFETY: attached thread; live object, per the contract.
-    unsafe { checked_call(op, |op| immortalize(op).map(|_| ()).map_err(refusal_error)) }
+    unsafe { checked_call(op, |op| immortalize(op).map(|_| ()).map_err(Refusal::error)) }
 }

@@ -6,17 +6,7 @@ pub mod oracle;
 pub mod runtime;
 
 use crate::ffi::{self, PyObject};
-use std::ffi::{c_int, c_ulong};
-
-/// `Py_TPFLAGS_HAVE_GC` (`Include/object.h`).
-pub(crate) const TPFLAGS_HAVE_GC: c_ulong = 1 << 14;
-/// `Py_TPFLAGS_UNICODE_SUBCLASS` (`Include/object.h`).
-pub(crate) const TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28;
-/// `Py_TPFLAGS_DICT_SUBCLASS` (`Include/object.h`).
-pub(crate) const TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29;
-/// `Py_tp_finalize`, the slot number for `PyType_GetSlot`
-/// (`Include/typeslots.h`).
-pub(crate) const TP_FINALIZE_SLOT: c_int = 80;
+use std::ffi::{c_int, c_ulong, c_void};
 
 /// The exceptions pyimmortal raises.
 #[derive(Debug, Clone, Copy)]
@@ -89,15 +79,6 @@ pub fn at_exit(func: extern "C" fn()) -> bool {
     unsafe { ffi::Py_AtExit(Some(func)) == 0 }
 }
 
-/// `PyDict_Check(op)`: `dict` or a subclass.
-///
-/// # Safety
-/// `op` must be a live object.
-pub unsafe fn is_dict(op: *mut PyObject) -> bool {
-    // SAFETY: live object, hence a live type.
-    unsafe { type_flags(op) & TPFLAGS_DICT_SUBCLASS != 0 }
-}
-
 /// `_Py_ThreadId()` of the calling thread, as the target's headers define it.
 #[cfg(Py_GIL_DISABLED)]
 pub fn thread_id() -> usize {
@@ -105,31 +86,24 @@ pub fn thread_id() -> usize {
     unsafe { ffi::pyimmortal_sys_thread_id() }
 }
 
-/// `PyType_GetFlags(Py_TYPE(op))`.
+/// `PyType_GetFlags(ty)`.
 ///
 /// # Safety
-/// `op` must be a live object.
-unsafe fn type_flags(op: *mut PyObject) -> c_ulong {
-    // SAFETY: a live object has a live type.
-    unsafe { ffi::PyType_GetFlags(crate::refcount::type_of(op)) }
+/// `ty` must point to a live type object.
+pub unsafe fn type_flags(ty: *mut PyObject) -> c_ulong {
+    // SAFETY: a live type object (caller's contract); the function reads
+    // `tp_flags` and needs no thread state.
+    unsafe { ffi::PyType_GetFlags(ty) }
 }
 
-/// `PyType_IS_GC(ty)`.
+/// `PyType_GetSlot(ty, slot)`: the slot's function pointer, or NULL.
 ///
 /// # Safety
-/// `ty` must be a live type object.
-pub unsafe fn type_is_gc(ty: *mut PyObject) -> bool {
-    // SAFETY: live type object.
-    unsafe { ffi::PyType_GetFlags(ty) & TPFLAGS_HAVE_GC != 0 }
-}
-
-/// `PyUnicode_Check(op)`: `str` or a subclass.
-///
-/// # Safety
-/// `op` must be a live object.
-pub unsafe fn is_str(op: *mut PyObject) -> bool {
-    // SAFETY: live object, hence a live type.
-    unsafe { type_flags(op) & TPFLAGS_UNICODE_SUBCLASS != 0 }
+/// `ty` must point to a live type object and the calling thread must be
+/// attached. Static types are accepted from CPython 3.10 on (bpo-41073).
+pub unsafe fn type_slot(ty: *mut PyObject, slot: c_int) -> *mut c_void {
+    // SAFETY: caller's contract.
+    unsafe { ffi::PyType_GetSlot(ty, slot) }
 }
 
 /// Takes `op` out of the cyclic GC if it is tracked, as `_Py_SetImmortal`
@@ -146,29 +120,13 @@ pub unsafe fn gc_untrack(op: *mut PyObject) {
     }
 }
 
-/// Whether `op` is a GC object whose type has a finalizer (`tp_finalize`,
-/// `__del__` for classes) that has not finished running on it.
-///
-/// CPython marks a GC object finalized only after `tp_finalize` returns
-/// when the finalizer runs from the deallocator (`PyObject_CallFinalizer`
-/// in `Objects/object.c`, 3.9 to 3.15), but before it runs when the cyclic
-/// GC calls it (`finalize_garbage` in `Python/gc.c` and
-/// `Python/gc_free_threading.c`). So `true` covers an object whose
-/// finalizer was never called and one whose finalizer is running now from
-/// its deallocator; `false` covers one whose finalizer has run, or is
-/// running from the collector, where resurrection is legal.
+/// `PyObject_GC_IsFinalized(op)`: whether the GC marked `op` finalized.
 ///
 /// # Safety
-/// `op` must be a live object; the calling thread must be attached. Only
-/// for CPython 3.10+, where `PyType_GetSlot` accepts static types.
-pub unsafe fn finalizer_pending(op: *mut PyObject) -> bool {
-    // SAFETY: live object, hence a live type; attached thread.
-    unsafe {
-        let ty = crate::refcount::type_of(op);
-        type_is_gc(ty)
-            && !ffi::PyType_GetSlot(ty, TP_FINALIZE_SLOT).is_null()
-            && ffi::PyObject_GC_IsFinalized(op) == 0
-    }
+/// `op` must be a live object; the calling thread must be attached.
+pub unsafe fn gc_is_finalized(op: *mut PyObject) -> bool {
+    // SAFETY: caller's contract.
+    unsafe { ffi::PyObject_GC_IsFinalized(op) != 0 }
 }
 
 /// `major.minor` of the running interpreter, from `Py_GetVersion()`.

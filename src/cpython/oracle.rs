@@ -50,17 +50,17 @@ same!(
 );
 same!(
     "Py_TPFLAGS_HAVE_GC",
-    super::TPFLAGS_HAVE_GC,
+    crate::refcount::TPFLAGS_HAVE_GC,
     c::pyimmortal_oracle_TPFLAGS_HAVE_GC
 );
 same!(
     "Py_TPFLAGS_UNICODE_SUBCLASS",
-    super::TPFLAGS_UNICODE_SUBCLASS,
+    crate::refcount::TPFLAGS_UNICODE_SUBCLASS,
     c::pyimmortal_oracle_TPFLAGS_UNICODE_SUBCLASS
 );
 same!(
     "Py_tp_finalize",
-    super::TP_FINALIZE_SLOT,
+    crate::refcount::TP_FINALIZE_SLOT,
     c::pyimmortal_oracle_TP_FINALIZE_SLOT
 );
 same!(

@@ -49,6 +49,14 @@ pub(crate) const REF_DEFERRED: isize = isize::MAX / 8;
 
 pub(crate) const HAS_IMMORTALITY: bool = true;
 
+/// As on the GIL build of the same version: 3.13t makes a dict immortal and
+/// leaves it tracked; 3.14t refuses dicts, which must stay GC-tracked
+/// (`dict_merge_api` asserts it, gh-153051).
+#[cfg(not(Py_3_14))]
+pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = true;
+#[cfg(Py_3_14)]
+pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = false;
+
 fn tid(op: *mut PyObject) -> &'static AtomicUsize {
     // SAFETY: `ob_tid` is a naturally aligned word of a live object.
     unsafe { AtomicUsize::from_ptr(&raw mut (*head(op)).ob_tid) }
@@ -132,7 +140,7 @@ pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
 #[cfg(Py_3_14)]
 pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
     // SAFETY: live object.
-    if !unsafe { cpython::type_is_gc(super::type_of(op)) } {
+    if !unsafe { super::type_is_gc(super::type_of(op)) } {
         return false;
     }
     let bits = gc_bits(op);

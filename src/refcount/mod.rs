@@ -30,7 +30,12 @@ mod imp;
 #[path = "ft.rs"]
 mod imp;
 
+mod common;
+mod refusal;
+
+pub use common::*;
 pub use imp::*;
+pub use refusal::Refusal;
 
 use crate::ffi::PyObject;
 
@@ -47,26 +52,4 @@ pub unsafe fn type_of(op: *mut PyObject) -> *mut PyObject {
 /// Casts a `PyObject *` to this target's header.
 pub(crate) fn head(op: *mut PyObject) -> *mut ObjectHead {
     op.cast()
-}
-
-/// Why pyimmortal refuses to make an object immortal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// CPython before 3.12 has no immortal objects.
-    NoImmortality,
-    /// `str` and subclasses: an immortal string must be interned.
-    Str,
-    /// A type whose objects break when untracked by the GC.
-    TypeCannotBeImmortal,
-    /// Free-threaded: the object is owned by another thread.
-    NotOwned,
-    /// Free-threaded: other threads hold references (shared count or flags).
-    SharedWithThreads,
-    /// Free-threaded: more than one reference while other threads exist.
-    OtherThreadsExist,
-    /// Free-threaded: deferred reference counting is on.
-    Deferred,
-    /// A GC object whose finalizer has not finished: it may be running from
-    /// the object's deallocator, where the object must stay GC-tracked.
-    FinalizerPending,
 }

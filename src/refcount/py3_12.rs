@@ -24,6 +24,11 @@ pub(crate) const IMMORTAL_REFCNT: isize = u32::MAX as isize;
 
 pub(crate) const HAS_IMMORTALITY: bool = true;
 
+/// The 3.12 and 3.13 GC keeps immortals tracked (in the permanent
+/// generation), so a dict is made immortal and left tracked, as dicts must
+/// stay (`dict_merge_api` asserts it, gh-153051).
+pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = true;
+
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`.
 ///
 /// # Safety

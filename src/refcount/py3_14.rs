@@ -35,6 +35,10 @@ pub(crate) const STATICALLY_ALLOCATED_FLAG: u16 = 4;
 
 pub(crate) const HAS_IMMORTALITY: bool = true;
 
+/// Dicts must stay GC-tracked (`dict_merge_api` asserts it, gh-153051), and
+/// the 3.14+ GC untracks every immortal it meets, so dicts are refused.
+pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = false;
+
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`, i.e. at least
 /// `_Py_IMMORTAL_MINIMUM_REFCNT`.
 ///

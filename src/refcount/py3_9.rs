@@ -18,6 +18,9 @@ pub struct ObjectHead {
 /// No immortality before 3.12 (PEP 683, gh-84436).
 pub(crate) const HAS_IMMORTALITY: bool = false;
 
+/// Never consulted: nothing can be made immortal before 3.12.
+pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = true;
+
 /// Always false: nothing is immortal before 3.12.
 ///
 /// # Safety
