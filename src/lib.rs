@@ -21,6 +21,7 @@ pub mod cpython;
 /// cbindgen:ignore
 pub mod ffi;
 pub mod guard;
+pub mod layout;
 pub mod refcount;
 
 // `pyimmortal_abi_cpython_3_<minor>[t]`: see `include/pyimmortal.h`.

@@ -2,7 +2,6 @@
 //! calls, functions looked up at run time, and the check that the running
 //! interpreter is the one the library was built for.
 
-pub mod oracle;
 pub mod runtime;
 
 use crate::ffi::{self, PyObject};

@@ -6,15 +6,16 @@ use crate::cpython;
 use crate::ffi::PyObject;
 use std::ffi::{c_int, c_ulong};
 
-/// `Py_TPFLAGS_HAVE_GC` (`Include/object.h`).
-pub(crate) const TPFLAGS_HAVE_GC: c_ulong = 1 << 14;
-/// `Py_TPFLAGS_UNICODE_SUBCLASS` (`Include/object.h`).
-pub(crate) const TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28;
-/// `Py_TPFLAGS_DICT_SUBCLASS` (`Include/object.h`).
-pub(crate) const TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29;
-/// `Py_tp_finalize`, the slot number for `PyType_GetSlot`
-/// (`Include/typeslots.h`).
-pub(crate) const TP_FINALIZE_SLOT: c_int = 80;
+crate::layout::facts! {
+    /// `Py_TPFLAGS_HAVE_GC` (`Include/object.h`).
+    TPFLAGS_HAVE_GC: c_ulong = 1 << 14 => "Py_TPFLAGS_HAVE_GC";
+    /// `Py_TPFLAGS_UNICODE_SUBCLASS` (`Include/object.h`).
+    TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28 => "Py_TPFLAGS_UNICODE_SUBCLASS";
+    /// `Py_TPFLAGS_DICT_SUBCLASS` (`Include/object.h`).
+    TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29 => "Py_TPFLAGS_DICT_SUBCLASS";
+    /// `Py_tp_finalize`, the slot number for `PyType_GetSlot` (`Include/typeslots.h`).
+    TP_FINALIZE_SLOT: c_int = 80 => "Py_tp_finalize";
+}
 
 /// `PyType_IS_GC(ty)`.
 ///

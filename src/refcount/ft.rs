@@ -13,49 +13,57 @@ use crate::cpython;
 use crate::ffi::PyObject;
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
-/// `PyObject` in free-threaded CPython 3.13-3.15, `Include/object.h`.
-#[repr(C)]
-pub struct ObjectHead {
-    pub ob_tid: usize,
-    /// `_padding` in 3.13, `ob_flags` since 3.14.
-    pub ob_flags: u16,
-    /// `PyMutex`, one byte (`Include/cpython/lock.h`).
-    pub ob_mutex: u8,
-    pub ob_gc_bits: u8,
-    pub ob_ref_local: u32,
-    pub ob_ref_shared: isize,
-    pub ob_type: *mut PyObject,
+crate::layout::object_head! {
+    /// `PyObject` in free-threaded CPython 3.13-3.15, `Include/object.h`.
+    pub struct ObjectHead {
+        pub ob_tid: usize,
+        /// `_padding` in 3.13.
+        #[cfg(not(Py_3_14))]
+        pub ob_flags: u16 => _padding,
+        /// `ob_flags` since 3.14.
+        #[cfg(Py_3_14)]
+        pub ob_flags: u16,
+        /// `PyMutex`, one byte (`Include/cpython/lock.h`).
+        pub ob_mutex: u8,
+        pub ob_gc_bits: u8,
+        pub ob_ref_local: u32,
+        pub ob_ref_shared: isize,
+        pub ob_type: *mut PyObject,
+    }
 }
 
-/// `_Py_IMMORTAL_REFCNT_LOCAL`: `UINT32_MAX` (`Include/object.h` 3.13,
-/// `Include/refcount.h` 3.14+).
-pub(crate) const IMMORTAL_REFCNT_LOCAL: u32 = u32::MAX;
-/// `_Py_UNOWNED_TID` (`Include/object.h`).
-pub(crate) const UNOWNED_TID: usize = 0;
-/// `_Py_REF_SHARED_SHIFT`: the shared count sits above two flag bits.
-pub(crate) const REF_SHARED_SHIFT: u32 = 2;
-/// `_Py_REF_MAYBE_WEAKREF`: other threads may resurrect the object through
-/// a weak reference (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
-pub(crate) const REF_MAYBE_WEAKREF: isize = 1;
-/// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
-pub(crate) const GC_BITS_TRACKED: u8 = 1;
-/// `_PyGC_BITS_DEFERRED` (`Include/internal/pycore_gc.h`, 3.13+).
-pub(crate) const GC_BITS_DEFERRED: u8 = 64;
-/// `_Py_REF_DEFERRED`: `PY_SSIZE_T_MAX / 8`, the bias that deferred objects
-/// carry in `ob_ref_shared` (`Include/internal/pycore_object.h` 3.14+,
-/// gh-123619).
-#[cfg(Py_3_14)]
-pub(crate) const REF_DEFERRED: isize = isize::MAX / 8;
-
-pub(crate) const HAS_IMMORTALITY: bool = true;
-
-/// As on the GIL build of the same version: 3.13t makes a dict immortal and
-/// leaves it tracked; 3.14t refuses dicts, which must stay GC-tracked
-/// (`dict_merge_api` asserts it, gh-153051).
-#[cfg(not(Py_3_14))]
-pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = true;
-#[cfg(Py_3_14)]
-pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = false;
+crate::layout::facts! {
+    /// `_Py_IMMORTAL_REFCNT_LOCAL`: `UINT32_MAX` (`Include/object.h` 3.13,
+    /// `Include/refcount.h` 3.14+).
+    IMMORTAL_REFCNT_LOCAL: u32 = u32::MAX => "_Py_IMMORTAL_REFCNT_LOCAL";
+    /// `_Py_UNOWNED_TID` (`Include/object.h`).
+    UNOWNED_TID: usize = 0 => "_Py_UNOWNED_TID";
+    /// `_Py_REF_SHARED_SHIFT`: the shared count sits above two flag bits
+    /// (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
+    REF_SHARED_SHIFT: u32 = 2 => "_Py_REF_SHARED_SHIFT";
+    /// `_Py_REF_MAYBE_WEAKREF`: other threads may resurrect the object through a weak
+    /// reference (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
+    REF_MAYBE_WEAKREF: isize = 1 => "_Py_REF_MAYBE_WEAKREF";
+    /// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
+    GC_BITS_TRACKED: u8 = 1 => "_PyGC_BITS_TRACKED";
+    /// `_PyGC_BITS_DEFERRED` (`Include/internal/pycore_gc.h`, 3.13+).
+    GC_BITS_DEFERRED: u8 = 64 => "_PyGC_BITS_DEFERRED";
+    /// `_Py_REF_DEFERRED`: `PY_SSIZE_T_MAX / 8`, the bias that deferred objects carry in
+    /// `ob_ref_shared` (`Include/internal/pycore_object.h` 3.14+, gh-123619).
+    #[cfg(Py_3_14)]
+    REF_DEFERRED: isize = isize::MAX / 8 => "_Py_REF_DEFERRED";
+    /// Immortal objects exist from 3.12 on (PEP 683, gh-84436), in every free-threaded
+    /// build.
+    HAS_IMMORTALITY: bool = true => "PY_VERSION_HEX >= 0x030C0000";
+    /// As on the GIL build of the same version: 3.13t makes a dict immortal and leaves it
+    /// tracked.
+    #[cfg(not(Py_3_14))]
+    DICTS_CAN_BE_IMMORTAL: bool = true => "PY_VERSION_HEX < 0x030E0000";
+    /// As on the GIL build of the same version: 3.14t refuses dicts, which must stay
+    /// GC-tracked (`dict_merge_api` asserts it, gh-153051).
+    #[cfg(Py_3_14)]
+    DICTS_CAN_BE_IMMORTAL: bool = false => "PY_VERSION_HEX < 0x030E0000";
+}
 
 fn tid(op: *mut PyObject) -> &'static AtomicUsize {
     // SAFETY: `ob_tid` is a naturally aligned word of a live object.

@@ -9,25 +9,27 @@
 use super::head;
 use crate::ffi::PyObject;
 
-/// `PyObject` in CPython 3.12-3.13 on 64-bit little-endian machines,
-/// `Include/object.h`. The union's `ob_refcnt_split[0]` is the low half of
-/// `ob_refcnt`.
-#[repr(C)]
-pub struct ObjectHead {
-    pub ob_refcnt: isize,
-    pub ob_type: *mut PyObject,
+crate::layout::object_head! {
+    /// `PyObject` in CPython 3.12-3.13 on 64-bit little-endian machines,
+    /// `Include/object.h`. `ob_refcnt` is a union whose `ob_refcnt_split[0]`
+    /// is the low half of the word.
+    pub struct ObjectHead {
+        pub ob_refcnt: isize => __bindgen_anon_1.ob_refcnt,
+        pub ob_type: *mut PyObject,
+    }
 }
 
-/// `_Py_IMMORTAL_REFCNT` on 64-bit builds: `UINT_MAX` (`Include/object.h`
-/// 3.12 and 3.13; removed in 3.14 by gh-125174).
-pub(crate) const IMMORTAL_REFCNT: isize = u32::MAX as isize;
-
-pub(crate) const HAS_IMMORTALITY: bool = true;
-
-/// The 3.12 and 3.13 GC keeps immortals tracked (in the permanent
-/// generation), so a dict is made immortal and left tracked, as dicts must
-/// stay (`dict_merge_api` asserts it, gh-153051).
-pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = true;
+crate::layout::facts! {
+    /// `_Py_IMMORTAL_REFCNT` on 64-bit builds: `UINT_MAX` (`Include/object.h` 3.12 and
+    /// 3.13; removed in 3.14 by gh-125174).
+    IMMORTAL_REFCNT: isize = u32::MAX as isize => "_Py_IMMORTAL_REFCNT";
+    /// Immortal objects exist from 3.12 on (PEP 683, gh-84436).
+    HAS_IMMORTALITY: bool = true => "PY_VERSION_HEX >= 0x030C0000";
+    /// The 3.12 and 3.13 GC keeps immortals tracked (in the permanent generation), so a
+    /// dict is made immortal and left tracked, as dicts must stay (`dict_merge_api`
+    /// asserts it, gh-153051).
+    DICTS_CAN_BE_IMMORTAL: bool = true => "PY_VERSION_HEX < 0x030E0000";
+}
 
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`.
 ///

@@ -2,24 +2,26 @@
 //!
 //! `PyObject` is `{ Py_ssize_t ob_refcnt; PyTypeObject *ob_type; }`
 //! (`Include/object.h`). `Py_TRACE_REFS` builds prepend two pointers and are
-//! refused by the oracle. These versions have no immortal objects: PEP 683
+//! refused by the layout check. These versions have no immortal objects: PEP 683
 //! (gh-84436) arrived in 3.12.
 
 use super::head;
 use crate::ffi::PyObject;
 
-/// `PyObject` in CPython 3.9-3.11, `Include/object.h`.
-#[repr(C)]
-pub struct ObjectHead {
-    pub ob_refcnt: isize,
-    pub ob_type: *mut PyObject,
+crate::layout::object_head! {
+    /// `PyObject` in CPython 3.9-3.11, `Include/object.h`.
+    pub struct ObjectHead {
+        pub ob_refcnt: isize,
+        pub ob_type: *mut PyObject,
+    }
 }
 
-/// No immortality before 3.12 (PEP 683, gh-84436).
-pub(crate) const HAS_IMMORTALITY: bool = false;
-
-/// Never consulted: nothing can be made immortal before 3.12.
-pub(crate) const DICTS_CAN_BE_IMMORTAL: bool = true;
+crate::layout::facts! {
+    /// No immortality before 3.12 (PEP 683, gh-84436).
+    HAS_IMMORTALITY: bool = false => "PY_VERSION_HEX >= 0x030C0000";
+    /// Never consulted: nothing can be made immortal before 3.12.
+    DICTS_CAN_BE_IMMORTAL: bool = true => "PY_VERSION_HEX < 0x030E0000";
+}
 
 /// Always false: nothing is immortal before 3.12.
 ///
