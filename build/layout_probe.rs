@@ -49,17 +49,20 @@ pub struct Tables {
     pub blocks: Vec<std::ops::Range<usize>>,
 }
 
-/// Reads the `facts!` and `object_head!` tables of a source file. Tables
-/// start at the beginning of a line with `...facts! {` or
-/// `...object_head! {` and end at the next line that is exactly `}`.
+/// Reads the `facts!` and `object_head!` tables of a source file. A table
+/// starts with a line that is exactly `crate::layout::facts! {` or
+/// `crate::layout::object_head! {` (the path is optional) and ends at the
+/// next line that is exactly `}`.
 pub fn parse_tables(text: &str) -> Result<Tables, String> {
     let lines: Vec<&str> = text.lines().collect();
     let mut tables = Tables::default();
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
-        let is_facts = line.ends_with("facts! {");
-        if !(is_facts || line.ends_with("object_head! {")) {
+        let opening = line.trim_start();
+        let opening = opening.strip_prefix("crate::layout::").unwrap_or(opening);
+        let is_facts = opening == "facts! {";
+        if !(is_facts || opening == "object_head! {") {
             i += 1;
             continue;
         }
@@ -248,12 +251,13 @@ mod tests {
 
     #[test]
     fn evaluates_cfg_predicates() {
-        let s = set(&["Py_3_13", "Py_GIL_DISABLED"]);
+        let s = set(&["Py_3_12", "Py_3_13", "Py_GIL_DISABLED"]);
         assert!(cfg_holds("Py_3_13", &s).unwrap());
         assert!(!cfg_holds("Py_3_14", &s).unwrap());
         assert!(cfg_holds("not(Py_3_14)", &s).unwrap());
         assert!(cfg_holds("all(Py_3_12, not(Py_3_14), Py_GIL_DISABLED)", &s).unwrap());
         assert!(!cfg_holds("all(Py_3_12, not(Py_GIL_DISABLED))", &s).unwrap());
+        assert!(!cfg_holds("all(Py_3_12, not(Py_3_14), Py_3_9)", &s).unwrap());
         assert!(cfg_holds("any(test, Py_3_13)", &s).unwrap());
         assert!(cfg_holds("maybe(Py_3_13)", &s).is_err());
         assert!(cfg_holds("Py_3_13 Py_3_14", &s).is_err());
