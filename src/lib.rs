@@ -13,6 +13,7 @@
 //! - [`guard`]: the NULL, target and panic guard around every export.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 #![allow(non_snake_case, non_camel_case_types)]
 
 pub mod abi;

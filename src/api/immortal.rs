@@ -38,14 +38,17 @@ use std::ffi::c_int;
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_SetImmortal(op: *mut PyObject) -> c_int {
-    object_call(op, 0, |op| {
+    let body = |op: *mut PyObject| {
         if let Some(own) = runtime::SET_IMMORTAL.predicate() {
-            // SAFETY: CPython's function, same contract, non-NULL `op`.
+            // SAFETY: CPython's own function, whose contract this one
+            // repeats; the guard passes a non-NULL `op`.
             return unsafe { own(op) };
         }
-        // SAFETY: `op` is a live object per the contract, thread attached.
+        // SAFETY: live object, attached thread (this function's contract).
         unsafe { set_immortal(op) as c_int }
-    })
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { object_call(op, 0, body) }
 }
 
 /// The builtin implementation of [`pyimmortal_PyUnstable_SetImmortal`].
@@ -53,7 +56,9 @@ pub unsafe extern "C" fn pyimmortal_PyUnstable_SetImmortal(op: *mut PyObject) ->
 /// # Safety
 /// `op` must be a live object; the calling thread must be attached.
 pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
-    // SAFETY: live object, attached thread (caller's contract).
+    // SAFETY: live object, attached thread (caller's contract). `op` is
+    // uniquely referenced when `write_immortal` runs, as each target's
+    // contract asks, and untracked.
     unsafe {
         if !refcount::HAS_IMMORTALITY
             || !refcount::is_uniquely_referenced(op)
@@ -63,10 +68,10 @@ pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
         }
         cpython::gc_untrack(op);
         refcount::write_immortal(op);
+        // The reference that made the object unique was counted in a debug
+        // build's total; immortal decrefs are not, so it would stay forever.
+        runtime::dec_ref_total();
     }
-    // The reference that made the object unique was counted in a debug
-    // build's total; immortal decrefs are not, so it would stay forever.
-    runtime::dec_ref_total();
     true
 }
 
@@ -89,12 +94,15 @@ pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_IsImmortal(op: *mut PyObject) -> c_int {
-    object_call(op, 0, |op| {
+    let body = |op: *mut PyObject| {
         if let Some(own) = runtime::IS_IMMORTAL.predicate() {
-            // SAFETY: CPython's function, same contract, non-NULL `op`.
+            // SAFETY: CPython's own function, whose contract this one
+            // repeats; the guard passes a non-NULL `op`.
             return (unsafe { own(op) } != 0) as c_int;
         }
-        // SAFETY: live object.
+        // SAFETY: live object, attached thread (this function's contract).
         unsafe { refcount::is_immortal(op) as c_int }
-    })
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { object_call(op, 0, body) }
 }

@@ -25,7 +25,12 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
     if !refcount::HAS_IMMORTALITY {
         return Err(Refusal::NoImmortality);
     }
-    // SAFETY: live object, attached thread (caller's contract).
+    // SAFETY: live object, attached thread (caller's contract). Past the
+    // HAS_IMMORTALITY check the target is 3.12+, as `finalizer_pending`
+    // requires. `write_immortal` runs right after `owned_references`
+    // accepted `op`, with nothing in between that could hand `op` to another
+    // thread, as each target's contract asks; `op` may be shared, and dicts
+    // stay tracked where DICTS_CAN_BE_IMMORTAL allows them.
     unsafe {
         let dict = refcount::is_dict(op);
         if refcount::is_immortal(op) {
@@ -107,8 +112,12 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
-    // SAFETY: live object, attached thread, per the contract.
-    object_call(op, 0, |op| unsafe { immortalize(op) }.is_ok() as c_int)
+    let body = |op: *mut PyObject| {
+        // SAFETY: live object, attached thread (this function's contract).
+        unsafe { immortalize(op) }.is_ok() as c_int
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { object_call(op, 0, body) }
 }
 
 /// The checked variant of [`pyimmortal_Immortalize`], in CPython's error
@@ -134,6 +143,7 @@ pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_ImmortalizeChecked(op: *mut PyObject) -> c_int {
-    // SAFETY: attached thread; live object, per the contract.
+    // SAFETY: attached thread and a live `op` (this function's contract);
+    // the guard calls `immortalize` only on a non-NULL `op`.
     unsafe { checked_call(op, |op| immortalize(op).map(|_| ()).map_err(Refusal::error)) }
 }

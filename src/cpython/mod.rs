@@ -1,6 +1,10 @@
-//! Raw access to the running CPython: the few exported functions pyimmortal
-//! calls, functions looked up at run time, and the check that the running
-//! interpreter is the one the library was built for.
+//! Calls into the running CPython: thin wrappers over [`crate::ffi`] that
+//! state what each call requires, functions looked up at run time, and the
+//! check that the running interpreter is the one the library was built for
+//! ([`runtime`]).
+//!
+//! This layer knows no layout or version fact; those live in
+//! [`crate::refcount`], which calls down into this one.
 
 pub mod runtime;
 
@@ -21,7 +25,8 @@ pub enum Exception {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn set_error(exc: Exception, msg: &std::ffi::CStr) {
-    // SAFETY: the exception objects are static; attached thread.
+    // SAFETY: attached thread (caller's contract); the exception objects
+    // are set up by the interpreter's initialization and never change.
     unsafe {
         let e = match exc {
             Exception::TypeError => ffi::PyExc_TypeError,
@@ -38,7 +43,7 @@ pub unsafe fn set_error(exc: Exception, msg: &std::ffi::CStr) {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn error_occurred() -> bool {
-    // SAFETY: attached thread.
+    // SAFETY: attached thread (caller's contract).
     unsafe { !ffi::PyErr_Occurred().is_null() }
 }
 
@@ -47,7 +52,8 @@ pub unsafe fn error_occurred() -> bool {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn interpreter_id() -> i64 {
-    // SAFETY: attached thread.
+    // SAFETY: attached thread (caller's contract), so there is a current
+    // interpreter.
     unsafe { ffi::PyInterpreterState_GetID(ffi::PyInterpreterState_Get()) }
 }
 
@@ -57,8 +63,12 @@ pub unsafe fn interpreter_id() -> i64 {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn other_threads_exist() -> bool {
-    // SAFETY: attached thread; the list is walked as PyThreadState_Next
-    // allows.
+    // SAFETY: attached thread (caller's contract), as these functions
+    // require. The public API offers no way to take the lock under which
+    // CPython links thread states in and out of this list (`HEAD_LOCK` in
+    // `Python/pystate.c`), so a thread state that another thread deletes
+    // during the walk is a hazard this walk shares with every user of
+    // `PyInterpreterState_ThreadHead`.
     unsafe {
         let me = ffi::PyThreadState_Get();
         let mut t = ffi::PyInterpreterState_ThreadHead(ffi::PyInterpreterState_Get());
@@ -72,16 +82,24 @@ pub unsafe fn other_threads_exist() -> bool {
     false
 }
 
-/// `Py_AtExit(func)`: runs `func` at the end of `Py_FinalizeEx`.
-pub fn at_exit(func: extern "C" fn()) -> bool {
-    // SAFETY: may be called at any time; stores the pointer.
+/// `Py_AtExit(func)`: runs `func` at the end of `Py_FinalizeEx`. Returns
+/// false when CPython's table of such callbacks is full.
+///
+/// # Safety
+/// The calling thread must be attached: before 3.13, `Py_AtExit` appends to
+/// its table without a lock of its own (`Python/pylifecycle.c`), so only the
+/// GIL keeps two callers apart.
+pub unsafe fn at_exit(func: extern "C" fn()) -> bool {
+    // SAFETY: attached thread (caller's contract); `Py_AtExit` only stores
+    // the pointer.
     unsafe { ffi::Py_AtExit(Some(func)) == 0 }
 }
 
 /// `_Py_ThreadId()` of the calling thread, as the target's headers define it.
 #[cfg(Py_GIL_DISABLED)]
 pub fn thread_id() -> usize {
-    // SAFETY: a pure read of the thread pointer.
+    // SAFETY: `_Py_ThreadId()` only reads the thread pointer register (or
+    // the address of a thread-local); it needs no thread state.
     unsafe { ffi::pyimmortal_sys_thread_id() }
 }
 
@@ -101,7 +119,8 @@ pub unsafe fn type_flags(ty: *mut PyObject) -> c_ulong {
 /// `ty` must point to a live type object and the calling thread must be
 /// attached. Static types are accepted from CPython 3.10 on (bpo-41073).
 pub unsafe fn type_slot(ty: *mut PyObject, slot: c_int) -> *mut c_void {
-    // SAFETY: caller's contract.
+    // SAFETY: live type, attached thread, 3.10+ for static types (caller's
+    // contract).
     unsafe { ffi::PyType_GetSlot(ty, slot) }
 }
 
@@ -111,7 +130,7 @@ pub unsafe fn type_slot(ty: *mut PyObject, slot: c_int) -> *mut c_void {
 /// # Safety
 /// `op` must be a live object; the calling thread must be attached.
 pub unsafe fn gc_untrack(op: *mut PyObject) {
-    // SAFETY: live object, attached thread.
+    // SAFETY: live object, attached thread (caller's contract).
     unsafe {
         if ffi::PyObject_GC_IsTracked(op) != 0 {
             ffi::PyObject_GC_UnTrack(op.cast());
@@ -124,14 +143,19 @@ pub unsafe fn gc_untrack(op: *mut PyObject) {
 /// # Safety
 /// `op` must be a live object; the calling thread must be attached.
 pub unsafe fn gc_is_finalized(op: *mut PyObject) -> bool {
-    // SAFETY: caller's contract.
+    // SAFETY: live object, attached thread (caller's contract).
     unsafe { ffi::PyObject_GC_IsFinalized(op) != 0 }
 }
 
 /// `major.minor` of the running interpreter, from `Py_GetVersion()`.
-pub fn running_minor() -> Option<u32> {
-    // SAFETY: Py_GetVersion returns a static NUL-terminated string and may
-    // be called at any time.
+///
+/// # Safety
+/// The calling thread must be attached: on 3.9 and 3.10, where pyimmortal
+/// uses it, `Py_GetVersion` formats its result into a static buffer on every
+/// call (`Python/getversion.c`), so only the GIL keeps two callers apart.
+pub unsafe fn running_minor() -> Option<u32> {
+    // SAFETY: attached thread (caller's contract); the result is a
+    // NUL-terminated string in a static buffer.
     let text = unsafe { std::ffi::CStr::from_ptr(ffi::Py_GetVersion()) };
     parse_minor(text.to_str().ok()?)
 }

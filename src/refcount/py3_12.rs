@@ -50,12 +50,20 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
     unsafe { (*head(op)).ob_refcnt == 1 }
 }
 
-/// Stores `_Py_IMMORTAL_REFCNT`.
+/// Stores `_Py_IMMORTAL_REFCNT` into the whole refcount word.
+///
+/// The object may hold several references (`pyimmortal_Immortalize` accepts
+/// any count under the GIL) and may still be GC-tracked (it leaves dicts
+/// tracked; the 3.12 and 3.13 GC keeps immortals tracked). Every reference
+/// stays valid, since an immortal object is never freed, and a later decref
+/// through any of them leaves it immortal.
 ///
 /// # Safety
-/// `op` must be live, uniquely referenced and untracked; GIL held.
+/// `op` must point to a live object and the caller must hold the GIL, so
+/// that no other thread reads or writes `ob_refcnt` during the store.
 pub unsafe fn write_immortal(op: *mut PyObject) {
-    // SAFETY: per the contract above, nobody else reads this word now.
+    // SAFETY: live object, and the GIL keeps every other thread off the
+    // word (caller's contract).
     unsafe { (*head(op)).ob_refcnt = IMMORTAL_REFCNT }
 }
 
@@ -83,9 +91,11 @@ pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusa
 /// carried into the high half).
 ///
 /// # Safety
-/// `op` must be live and immortal; GIL held.
+/// `op` must point to a live, immortal object and the caller must hold the
+/// GIL.
 pub unsafe fn normalize_immortal(op: *mut PyObject) {
-    // SAFETY: per the contract above.
+    // SAFETY: live object, and the GIL keeps every other thread off the
+    // word (caller's contract).
     unsafe {
         if (*head(op)).ob_refcnt != IMMORTAL_REFCNT {
             (*head(op)).ob_refcnt = IMMORTAL_REFCNT;

@@ -64,10 +64,19 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
 /// `ob_refcnt = _Py_IMMORTAL_INITIAL_REFCNT`, as `_Py_SetImmortalUntracked`
 /// does (`Objects/object.c` 3.14).
 ///
+/// The object may hold several references (`pyimmortal_Immortalize` accepts
+/// any count under the GIL). Every reference stays valid, since an immortal
+/// object is never freed, and a later decref through any of them leaves it
+/// immortal. Both callers untrack the object first: the 3.14 GC untracks
+/// the immortals it meets, and dicts, which must stay tracked, are refused.
+///
 /// # Safety
-/// `op` must be live, uniquely referenced and untracked; GIL held.
+/// `op` must point to a live object and the caller must hold the GIL, so
+/// that no other thread reads or writes the refcount word during the
+/// stores.
 pub unsafe fn write_immortal(op: *mut PyObject) {
-    // SAFETY: per the contract above, nobody else reads these fields now.
+    // SAFETY: live object, and the GIL keeps every other thread off the
+    // word (caller's contract).
     unsafe {
         (*head(op)).ob_flags = IMMORTAL_FLAGS;
         (*head(op)).ob_refcnt = IMMORTAL_INITIAL_REFCNT;
@@ -100,9 +109,11 @@ pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusa
 /// objects are left alone.
 ///
 /// # Safety
-/// `op` must be live and immortal; GIL held.
+/// `op` must point to a live, immortal object and the caller must hold the
+/// GIL.
 pub unsafe fn normalize_immortal(op: *mut PyObject) {
-    // SAFETY: per the contract above.
+    // SAFETY: live object, and the GIL keeps every other thread off the
+    // word (caller's contract).
     unsafe {
         let h = head(op);
         if (*h).ob_flags & STATICALLY_ALLOCATED_FLAG != 0 {

@@ -40,10 +40,11 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
     unsafe { (*head(op)).ob_refcnt == 1 }
 }
 
-/// Never called: there is no immortal encoding to write.
+/// Never called: there is no immortal encoding to write, and callers check
+/// [`HAS_IMMORTALITY`] first. Panics.
 ///
 /// # Safety
-/// Not callable in practice; see [`HAS_IMMORTALITY`].
+/// None; the signature is that of the other targets.
 pub unsafe fn write_immortal(_op: *mut PyObject) {
     unreachable!("CPython before 3.12 has no immortal objects")
 }
@@ -60,14 +61,12 @@ pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
 ///
 /// # Safety
 /// `op` must point to a live object and the caller must hold the GIL.
-pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
-    // SAFETY: live object, GIL held.
-    let _ = unsafe { (*head(op)).ob_refcnt };
+pub unsafe fn owned_references(_op: *mut PyObject) -> Result<isize, super::Refusal> {
     Err(super::Refusal::NoImmortality)
 }
 
-/// Nothing is immortal before 3.12.
+/// Nothing is immortal before 3.12: does nothing.
 ///
 /// # Safety
-/// Not callable in practice; see [`HAS_IMMORTALITY`].
+/// None; the signature is that of the other targets.
 pub unsafe fn normalize_immortal(_op: *mut PyObject) {}
