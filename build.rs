@@ -87,10 +87,6 @@ fn main() {
         "cargo:rustc-env=PYIMMORTAL_TARGET_VERSION_HEX={}",
         config.version_hex
     );
-    println!(
-        "cargo:rustc-env=PYIMMORTAL_PYTHON_EXECUTABLE={}",
-        config.executable
-    );
 
     // Unit tests start a real interpreter, so their binaries link libpython.
     // The static library itself never does: extensions resolve Py* symbols
