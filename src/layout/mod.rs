@@ -6,13 +6,13 @@
 //! This module is on the side of the crate: nothing calls into it at run
 //! time. The facts live in `src/refcount/`, each declared once in a table:
 //!
-//! - [`facts!`]: constants. A row `NAME: TYPE = VALUE => "C expression";`
+//! - `facts!`: constants. A row `NAME: TYPE = VALUE => "C expression";`
 //!   becomes the constant `NAME`, a C enumerator in the probe that `build.rs`
 //!   generates from the same row (`build/layout_probe.rs`), which bindgen
 //!   evaluates with clang into [`oracle`]`::NAME`, and an assertion that the
 //!   two are equal. A row that the probe lacks has no `oracle::NAME` and does
 //!   not compile.
-//! - [`object_head!`]: the `PyObject` header. The struct's size and alignment,
+//! - `object_head!`: the `PyObject` header. The struct's size and alignment,
 //!   and every field's offset and size, are compared with bindgen's reading
 //!   of `PyObject`.
 //!
