@@ -9,7 +9,7 @@
 //! - `facts!`: constants. A row `NAME: TYPE = VALUE => "C expression";`
 //!   becomes the constant `NAME`, a C enumerator in the probe that `build.rs`
 //!   generates from the same row (`build/layout_probe.rs`), which bindgen
-//!   evaluates with clang into [`oracle`]`::NAME`, and an assertion that the
+//!   evaluates with clang into `oracle::NAME`, and an assertion that the
 //!   two are equal. A row that the probe lacks has no `oracle::NAME` and does
 //!   not compile.
 //! - `object_head!`: the `PyObject` header. The struct's size and alignment,
@@ -28,7 +28,7 @@
     non_snake_case,
     clippy::all
 )]
-pub mod oracle {
+pub(crate) mod oracle {
     include!(concat!(env!("OUT_DIR"), "/cpython_oracle.rs"));
 }
 
