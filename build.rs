@@ -1,8 +1,11 @@
 //! Build script: finds the target CPython, refuses unverified targets, emits
-//! the version cfgs, runs bindgen on that interpreter's own headers (the
-//! layout oracle checked in `src/cpython/oracle.rs`), and compiles the small C
-//! shim for the free-threaded thread id.
+//! the version cfgs, runs bindgen on that interpreter's own headers and on
+//! the probe generated from the fact tables in `src/refcount/` (the layout
+//! check of `src/layout/`), and compiles the small C shim for the
+//! free-threaded thread id.
 
+#[path = "build/layout_probe.rs"]
+mod layout_probe;
 #[path = "build/python_config.rs"]
 mod python_config;
 
@@ -44,7 +47,9 @@ fn probe(python: &str) -> InterpreterConfig {
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=build/python_config.rs");
-    println!("cargo:rerun-if-changed=src/cpython/oracle.h");
+    println!("cargo:rerun-if-changed=build/layout_probe.rs");
+    println!("cargo:rerun-if-changed=src/layout/probe.h");
+    println!("cargo:rerun-if-changed=src/refcount");
     println!("cargo:rerun-if-changed=src/cpython/thread_id.c");
 
     for cfg in InterpreterConfig::all_known_cfgs() {
@@ -82,10 +87,6 @@ fn main() {
         "cargo:rustc-env=PYIMMORTAL_TARGET_VERSION_HEX={}",
         config.version_hex
     );
-    println!(
-        "cargo:rustc-env=PYIMMORTAL_PYTHON_EXECUTABLE={}",
-        config.executable
-    );
 
     // Unit tests start a real interpreter, so their binaries link libpython.
     // The static library itself never does: extensions resolve Py* symbols
@@ -112,22 +113,31 @@ fn main() {
     )
     .unwrap();
 
+    // The layout check: the probe generated from the fact tables, read by
+    // bindgen with the target's own headers (see src/layout/mod.rs).
+    let probe = layout_probe::probe(
+        &manifest.join("src/refcount"),
+        &manifest.join("src/layout/probe.h"),
+        &config.cfgs(),
+    )
+    .unwrap_or_else(|e| fail(&format!("error: cannot read the fact tables: {e}")));
+    let probe_path = out.join("layout_probe.h");
+    std::fs::write(&probe_path, probe).expect("write the layout probe");
     let mut clang_args = vec![
         format!("-I{}", config.include),
         format!("-I{}", config.platinclude),
     ];
     if config.gil_disabled {
-        // pyconfig.h defines it already; repeating it keeps the oracle honest
+        // pyconfig.h defines it already; repeating it keeps the check honest
         // for headers whose pyconfig.h comes from elsewhere.
         clang_args.push("-DPy_GIL_DISABLED=1".into());
     }
     let bindings = bindgen::Builder::default()
-        .header(manifest.join("src/cpython/oracle.h").to_string_lossy())
+        .header(probe_path.to_string_lossy())
         .clang_args(&clang_args)
-        .allowlist_type("PyObject|PyVarObject")
-        .allowlist_var(
-"pyimmortal_oracle_.*"
-        )
+        .allowlist_type("PyObject")
+        .allowlist_var(format!("{}.*", layout_probe::PREFIX))
+        .parse_callbacks(Box::new(StripProbePrefix))
         .layout_tests(true)
         .derive_debug(false)
         .derive_copy(true)
@@ -154,5 +164,21 @@ fn main() {
             .extra_warnings(true)
             .warnings_into_errors(true);
         build.compile("pyimmortal_thread_id");
+    }
+}
+
+/// Names the probe's enumerators after their table rows: bindgen turns
+/// `pyimmortal_oracle_NAME` into `NAME`.
+#[derive(Debug)]
+struct StripProbePrefix;
+
+impl bindgen::callbacks::ParseCallbacks for StripProbePrefix {
+    fn enum_variant_name(
+        &self,
+        _enum_name: Option<&str>,
+        name: &str,
+        _value: bindgen::callbacks::EnumVariantValue,
+    ) -> Option<String> {
+        name.strip_prefix(layout_probe::PREFIX).map(str::to_string)
     }
 }

@@ -187,7 +187,6 @@ impl InterpreterConfig {
             .map(|m| format!("Py_3_{m}"))
             .collect();
         v.push("Py_GIL_DISABLED".into());
-        v.push("Py_DEBUG".into());
         v
     }
 
@@ -196,9 +195,6 @@ impl InterpreterConfig {
         let mut v = self.version_cfgs();
         if self.gil_disabled {
             v.push("Py_GIL_DISABLED".into());
-        }
-        if self.py_debug {
-            v.push("Py_DEBUG".into());
         }
         v
     }

@@ -222,6 +222,10 @@ int pyimmortal_ImmortalizeChecked(PyObject *op);
  * - Returns the count (0 or more). Never sets an exception.
  * - Requires an attached thread state.
  * - Objects that were immortal already when passed in are not counted.
+ *
+ * # Safety
+ * The calling thread must hold an attached thread state (the GIL on GIL
+ * builds): the count is per interpreter, read from the current one.
  */
 Py_ssize_t pyimmortal_Registry_Count(void);
 
@@ -239,7 +243,9 @@ Py_ssize_t pyimmortal_Registry_Count(void);
  * - Requires an attached thread state.
  *
  * # Safety
- * `visit` must be NULL or a valid function; it receives `arg` unchanged.
+ * The calling thread must hold an attached thread state (the GIL on GIL
+ * builds). `visit` must be NULL or a valid function; it receives `arg`
+ * unchanged.
  */
 int pyimmortal_Registry_Visit(visitproc visit, void *arg);
 
@@ -251,7 +257,8 @@ int pyimmortal_Registry_Visit(visitproc visit, void *arg);
  * - Requires an attached thread state.
  *
  * # Safety
- * `op` is only compared, never dereferenced.
+ * The calling thread must hold an attached thread state (the GIL on GIL
+ * builds). `op` is only compared, never dereferenced.
  */
 int pyimmortal_Registry_Contains(PyObject *op);
 

@@ -5,21 +5,31 @@
 //! [`crate::cpython::runtime::target_matches`]); and a panic never crosses
 //! into C: it is caught and also turned into that result.
 
-use crate::cpython::{self, runtime, Exception, PyObject};
+use crate::cpython::{self, runtime, Exception};
+use crate::ffi::PyObject;
 use std::ffi::{c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Runs `body` if the library matches the running interpreter, and turns a
 /// panic into `refused`.
-pub fn call<T>(refused: T, body: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(|| runtime::target_matches().then(body))) {
+///
+/// # Safety
+/// The calling thread must be attached (the target check may call into the
+/// interpreter).
+pub unsafe fn call<T>(refused: T, body: impl FnOnce() -> T) -> T {
+    // SAFETY: attached thread (caller's contract).
+    let run = || unsafe { runtime::target_matches() }.then(body);
+    match catch_unwind(AssertUnwindSafe(run)) {
         Ok(Some(v)) => v,
         Ok(None) | Err(_) => refused,
     }
 }
 
 /// Runs `body` on a non-NULL `op`, or returns `refused`.
-pub fn object_call(
+///
+/// # Safety
+/// The calling thread must be attached, as for [`call`].
+pub unsafe fn object_call(
     op: *mut PyObject,
     refused: c_int,
     body: impl FnOnce(*mut PyObject) -> c_int,
@@ -27,7 +37,8 @@ pub fn object_call(
     if op.is_null() {
         return refused;
     }
-    call(refused, || body(op))
+    // SAFETY: attached thread (caller's contract).
+    unsafe { call(refused, || body(op)) }
 }
 
 /// The guard for functions in CPython's error convention: runs `body` on a
@@ -50,7 +61,8 @@ pub unsafe fn checked_call(
         return failed(Exception::SystemError, c"pyimmortal: NULL object");
     }
     match catch_unwind(AssertUnwindSafe(|| {
-        if runtime::target_matches() {
+        // SAFETY: attached thread (caller's contract).
+        if unsafe { runtime::target_matches() } {
             Some(body(op))
         } else {
             None
@@ -77,10 +89,13 @@ mod tests {
     #[test]
     fn null_is_refused_without_running_the_body() {
         let mut ran = false;
-        let r = object_call(ptr::null_mut(), 0, |_| {
-            ran = true;
-            1
-        });
+        // SAFETY: a NULL `op` returns before anything calls the interpreter.
+        let r = unsafe {
+            object_call(ptr::null_mut(), 0, |_| {
+                ran = true;
+                1
+            })
+        };
         assert_eq!(r, 0);
         assert!(!ran);
     }
@@ -89,21 +104,25 @@ mod tests {
     fn a_panic_becomes_the_refused_value() {
         let mut dummy = 0u64;
         let op = (&raw mut dummy).cast::<PyObject>();
-        let r = object_call(op, 0, |_| panic!("boom"));
-        assert_eq!(r, 0);
-        let r = object_call(op, -1, |_| panic!("boom"));
-        assert_eq!(r, -1);
+        // SAFETY: attached thread (with_python); the bodies never read `op`.
+        with_python(|| unsafe {
+            assert_eq!(object_call(op, 0, |_| panic!("boom")), 0);
+            assert_eq!(object_call(op, -1, |_| panic!("boom")), -1);
+        });
     }
 
     #[test]
     fn the_body_runs_on_the_built_target() {
         let mut dummy = 0u64;
         let op = (&raw mut dummy).cast::<PyObject>();
-        assert!(
-            runtime::target_matches(),
-            "unit tests link the target's libpython"
-        );
-        assert_eq!(object_call(op, 0, |p| (p == op) as c_int), 1);
+        // SAFETY: attached thread (with_python); the body never reads `op`.
+        with_python(|| unsafe {
+            assert!(
+                runtime::target_matches(),
+                "unit tests link the target's libpython"
+            );
+            assert_eq!(object_call(op, 0, |p| (p == op) as c_int), 1);
+        });
     }
 
     /// Runs `f` with an initialized interpreter and an attached thread
@@ -140,8 +159,11 @@ mod tests {
     }
 
     /// Whether the pending exception is `exc`; clears it.
+    ///
+    /// # Safety
+    /// The calling thread must be attached.
     unsafe fn take_error(exc: *mut PyObject) -> bool {
-        // SAFETY: attached thread.
+        // SAFETY: attached thread (caller's contract).
         unsafe {
             let matches = cpython::error_occurred() && PyErr_ExceptionMatches(exc) != 0;
             PyErr_Clear();
@@ -151,6 +173,7 @@ mod tests {
 
     #[test]
     fn checked_call_follows_cpython_error_convention() {
+        // SAFETY: attached thread (with_python); the bodies never read `op`.
         with_python(|| unsafe {
             let mut dummy = 0u64;
             let op = (&raw mut dummy).cast::<PyObject>();

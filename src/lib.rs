@@ -6,19 +6,55 @@
 //! by `build.rs` from the target interpreter. C code includes
 //! `include/pyimmortal.h` and links `libpyimmortal.a`.
 //!
-//! Layout of the crate:
-//! - [`api`]: the exported functions, one module per header section;
-//! - [`refcount`]: the object header and refcount encoding of each target;
-//! - [`cpython`]: calls into the running interpreter, and the layout oracle;
+//! # Layout of the crate
+//!
+//! Dependencies run one way, from the exports down to the raw C imports:
+//!
+//! ```text
+//! api       ──► guard, refcount, cpython
+//! guard     ──► cpython
+//! refcount  ──► cpython, and layout (compile-time checks only)
+//! cpython   ──► ffi
+//! layout    ──► bindgen's reading of the target's headers
+//! ffi, abi  ──► nothing: leaves that any module may use (`ffi::PyObject`,
+//!               `abi`'s version parser)
+//! ```
+//!
+//! - [`api`]: the exported functions, one module per section of the header.
+//!   Each runs inside [`guard`], decides with [`refcount`], and calls
+//!   [`cpython`] for what needs no layout fact (run-time lookups, GC
+//!   untracking, the interpreter id of the registry).
 //! - [`guard`]: the NULL, target and panic guard around every export.
+//! - [`refcount`]: everything pyimmortal knows about the target: the
+//!   object header, the refcount encoding, type flags, what may be made
+//!   immortal, and why not ([`refcount::Refusal`], with its exceptions).
+//!   One file per target, and exactly one is compiled:
+//!   `src/refcount/py3_9.rs` (3.9-3.11), `py3_12.rs` (3.12-3.13),
+//!   `py3_14.rs` (3.14-3.15) and `ft.rs` (3.13t-3.15t; 3.14t's behaviour is
+//!   there, with the parts that differ from 3.13t under `cfg(Py_3_14)`).
+//!   `common.rs` holds the facts shared by every target.
+//! - [`cpython`]: calls into the running interpreter, each stating what it
+//!   requires, the functions looked up at run time, and the check that the
+//!   running interpreter is the target ([`cpython::runtime`]).
+//! - [`ffi`]: the raw C declarations; a leaf that cbindgen does not read.
+//! - [`layout`]: on the side, at compile time only: the `facts!` and
+//!   `object_head!` macros that declare each fact in `refcount` and compare
+//!   it with bindgen's reading of the target's headers, from a C probe that
+//!   `build.rs` generates out of the same tables (`build/layout_probe.rs`).
+//! - [`abi`]: the constants exported in the header; a leaf that the
+//!   `systest/` crate also reads.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 #![allow(non_snake_case, non_camel_case_types)]
 
 pub mod abi;
 pub mod api;
 pub mod cpython;
+/// cbindgen:ignore
+pub mod ffi;
 pub mod guard;
+pub mod layout;
 pub mod refcount;
 
 // `pyimmortal_abi_cpython_3_<minor>[t]`: see `include/pyimmortal.h`.

@@ -1,6 +1,7 @@
 //! `PyUnstable_Object_EnableDeferredRefcount`.
 
-use crate::cpython::{runtime, PyObject};
+use crate::cpython::runtime;
+use crate::ffi::PyObject;
 use crate::guard::object_call;
 use crate::refcount;
 use std::ffi::c_int;
@@ -30,12 +31,15 @@ use std::ffi::c_int;
 pub unsafe extern "C" fn pyimmortal_PyUnstable_Object_EnableDeferredRefcount(
     op: *mut PyObject,
 ) -> c_int {
-    object_call(op, 0, |op| {
+    let body = |op: *mut PyObject| {
         if let Some(own) = runtime::ENABLE_DEFERRED_REFCOUNT.predicate() {
-            // SAFETY: CPython's function, same contract, non-NULL `op`.
+            // SAFETY: CPython's own function, whose contract this one
+            // repeats; the guard passes a non-NULL `op`.
             return unsafe { own(op) };
         }
-        // SAFETY: live object, attached thread.
+        // SAFETY: live object, attached thread (this function's contract).
         unsafe { refcount::enable_deferred(op) as c_int }
-    })
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { object_call(op, 0, body) }
 }

@@ -1,6 +1,7 @@
 //! Immortal objects: `PyUnstable_SetImmortal` and `PyUnstable_IsImmortal`.
 
-use crate::cpython::{self, runtime, PyObject};
+use crate::cpython::{self, runtime};
+use crate::ffi::PyObject;
 use crate::guard::object_call;
 use crate::refcount;
 use std::ffi::c_int;
@@ -37,14 +38,17 @@ use std::ffi::c_int;
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_SetImmortal(op: *mut PyObject) -> c_int {
-    object_call(op, 0, |op| {
+    let body = |op: *mut PyObject| {
         if let Some(own) = runtime::SET_IMMORTAL.predicate() {
-            // SAFETY: CPython's function, same contract, non-NULL `op`.
+            // SAFETY: CPython's own function, whose contract this one
+            // repeats; the guard passes a non-NULL `op`.
             return unsafe { own(op) };
         }
-        // SAFETY: `op` is a live object per the contract, thread attached.
+        // SAFETY: live object, attached thread (this function's contract).
         unsafe { set_immortal(op) as c_int }
-    })
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { object_call(op, 0, body) }
 }
 
 /// The builtin implementation of [`pyimmortal_PyUnstable_SetImmortal`].
@@ -52,20 +56,22 @@ pub unsafe extern "C" fn pyimmortal_PyUnstable_SetImmortal(op: *mut PyObject) ->
 /// # Safety
 /// `op` must be a live object; the calling thread must be attached.
 pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
-    // SAFETY: live object, attached thread (caller's contract).
+    // SAFETY: live object, attached thread (caller's contract). `op` is
+    // uniquely referenced when `write_immortal` runs, as each target's
+    // contract asks, and untracked.
     unsafe {
         if !refcount::HAS_IMMORTALITY
             || !refcount::is_uniquely_referenced(op)
-            || cpython::is_str(op)
+            || refcount::is_str(op)
         {
             return false;
         }
         cpython::gc_untrack(op);
         refcount::write_immortal(op);
+        // The reference that made the object unique was counted in a debug
+        // build's total; immortal decrefs are not, so it would stay forever.
+        runtime::dec_ref_total();
     }
-    // The reference that made the object unique was counted in a debug
-    // build's total; immortal decrefs are not, so it would stay forever.
-    runtime::dec_ref_total();
     true
 }
 
@@ -88,12 +94,15 @@ pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_IsImmortal(op: *mut PyObject) -> c_int {
-    object_call(op, 0, |op| {
+    let body = |op: *mut PyObject| {
         if let Some(own) = runtime::IS_IMMORTAL.predicate() {
-            // SAFETY: CPython's function, same contract, non-NULL `op`.
+            // SAFETY: CPython's own function, whose contract this one
+            // repeats; the guard passes a non-NULL `op`.
             return (unsafe { own(op) } != 0) as c_int;
         }
-        // SAFETY: live object.
+        // SAFETY: live object, attached thread (this function's contract).
         unsafe { refcount::is_immortal(op) as c_int }
-    })
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { object_call(op, 0, body) }
 }

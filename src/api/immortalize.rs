@@ -2,10 +2,11 @@
 //! whatever its reference count, idempotently, with a checked variant.
 
 use crate::api::registry;
-use crate::cpython::{self, runtime, Exception, PyObject};
+use crate::cpython::{self, runtime};
+use crate::ffi::PyObject;
 use crate::guard::{checked_call, object_call};
 use crate::refcount::{self, Refusal};
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 
 /// What [`immortalize`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,15 +17,6 @@ pub enum Outcome {
     Already,
 }
 
-/// Dicts must stay GC-tracked on 3.14+ (`dict_merge_api` asserts it,
-/// gh-153051), and the 3.14+ GC untracks every immortal it meets, so dicts
-/// are refused there. On 3.12 and 3.13 the GC keeps immortals tracked (in the
-/// permanent generation), so a dict is made immortal but left tracked.
-#[cfg(Py_3_14)]
-const DICTS_CAN_BE_IMMORTAL: bool = false;
-#[cfg(not(Py_3_14))]
-const DICTS_CAN_BE_IMMORTAL: bool = true;
-
 /// The builtin implementation behind [`pyimmortal_Immortalize`].
 ///
 /// # Safety
@@ -33,9 +25,14 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
     if !refcount::HAS_IMMORTALITY {
         return Err(Refusal::NoImmortality);
     }
-    // SAFETY: live object, attached thread (caller's contract).
+    // SAFETY: live object, attached thread (caller's contract). Past the
+    // HAS_IMMORTALITY check the target is 3.12+, as `finalizer_pending`
+    // requires. `write_immortal` runs right after `owned_references`
+    // accepted `op`, with nothing in between that could hand `op` to another
+    // thread, as each target's contract asks; `op` may be shared, and dicts
+    // stay tracked where DICTS_CAN_BE_IMMORTAL allows them.
     unsafe {
-        let dict = cpython::is_dict(op);
+        let dict = refcount::is_dict(op);
         if refcount::is_immortal(op) {
             refcount::normalize_immortal(op);
             if !dict {
@@ -43,10 +40,10 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
             }
             return Ok(Outcome::Already);
         }
-        if cpython::is_str(op) {
+        if refcount::is_str(op) {
             return Err(Refusal::Str);
         }
-        if dict && !DICTS_CAN_BE_IMMORTAL {
+        if dict && !refcount::DICTS_CAN_BE_IMMORTAL {
             return Err(Refusal::TypeCannotBeImmortal);
         }
         // The last Py_DECREF runs tp_finalize (`__del__`) through
@@ -63,7 +60,7 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
         // finalizer (`finalize_garbage`, Python/gc.c), so `__del__` on a
         // cycle may still make its object immortal: resurrection is legal
         // there, and the object leaves the unreachable set.
-        if cpython::finalizer_pending(op) {
+        if refcount::finalizer_pending(op) {
             return Err(Refusal::FinalizerPending);
         }
         let references = refcount::owned_references(op)?;
@@ -79,44 +76,6 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
         registry::record(op);
     }
     Ok(Outcome::Made)
-}
-
-/// The message and exception for each refusal.
-pub fn refusal_error(r: Refusal) -> (Exception, &'static CStr) {
-    match r {
-        Refusal::NoImmortality => (
-            Exception::NotImplementedError,
-            c"pyimmortal: this CPython has no immortal objects (they exist from CPython 3.12 on, PEP 683)",
-        ),
-        Refusal::Str => (
-            Exception::TypeError,
-            c"pyimmortal: str objects cannot be made immortal; intern the string instead (PyUnicode_InternInPlace() or sys.intern())",
-        ),
-        Refusal::TypeCannotBeImmortal => (
-            Exception::TypeError,
-            c"pyimmortal: dict objects cannot be made immortal on CPython 3.14+: a dict must stay tracked by the garbage collector (gh-153051)",
-        ),
-        Refusal::NotOwned => (
-            Exception::RuntimeError,
-            c"pyimmortal: the object is owned by another thread; make it immortal on the thread that created it",
-        ),
-        Refusal::SharedWithThreads => (
-            Exception::RuntimeError,
-            c"pyimmortal: other threads hold references to the object (its shared reference count is not zero, or references are queued for merging)",
-        ),
-        Refusal::OtherThreadsExist => (
-            Exception::RuntimeError,
-            c"pyimmortal: the object has more than one reference while other threads exist; make it immortal before starting threads, or while it is uniquely referenced",
-        ),
-        Refusal::FinalizerPending => (
-            Exception::RuntimeError,
-            c"pyimmortal: the object's finalizer (__del__ or tp_finalize) has not finished running: it may be running now from the object's deallocation, where CPython requires the object to stay tracked by the garbage collector; an object can be made immortal once its finalizer has run",
-        ),
-        Refusal::Deferred => (
-            Exception::RuntimeError,
-            c"pyimmortal: the object uses deferred reference counting (on free-threaded builds: heap types, modules, functions, code objects)",
-        ),
-    }
 }
 
 /// Makes `op` immortal if the calling thread may, even when `op` is not
@@ -153,8 +112,12 @@ pub fn refusal_error(r: Refusal) -> (Exception, &'static CStr) {
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
-    // SAFETY: live object, attached thread, per the contract.
-    object_call(op, 0, |op| unsafe { immortalize(op) }.is_ok() as c_int)
+    let body = |op: *mut PyObject| {
+        // SAFETY: live object, attached thread (this function's contract).
+        unsafe { immortalize(op) }.is_ok() as c_int
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { object_call(op, 0, body) }
 }
 
 /// The checked variant of [`pyimmortal_Immortalize`], in CPython's error
@@ -180,6 +143,7 @@ pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_ImmortalizeChecked(op: *mut PyObject) -> c_int {
-    // SAFETY: attached thread; live object, per the contract.
-    unsafe { checked_call(op, |op| immortalize(op).map(|_| ()).map_err(refusal_error)) }
+    // SAFETY: attached thread and a live `op` (this function's contract);
+    // the guard calls `immortalize` only on a non-NULL `op`.
+    unsafe { checked_call(op, |op| immortalize(op).map(|_| ()).map_err(Refusal::error)) }
 }

@@ -21,15 +21,13 @@
 //! registry empty. If `Py_AtExit` refuses (its table holds 32 callbacks),
 //! the next entry tries again.
 
-use crate::cpython::{self, visitproc, Exception, PyObject};
+use crate::cpython::{self, Exception};
+use crate::ffi::{visitproc, PyObject, Py_ssize_t};
 use crate::guard;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_int, c_void};
 use std::panic::catch_unwind;
 use std::sync::Mutex;
-
-/// `Py_ssize_t`; the header uses `Python.h`'s.
-pub type Py_ssize_t = isize;
 
 /// `(object address, interpreter ID)`.
 type Key = (usize, i64);
@@ -80,12 +78,13 @@ extern "C" fn clear_at_exit() {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn record(op: *mut PyObject) {
-    // SAFETY: attached thread.
+    // SAFETY: attached thread (caller's contract).
     let interpreter = unsafe { cpython::interpreter_id() };
     let mut r = registry();
     if !r.at_exit_registered {
-        // Py_AtExit only stores the pointer; it does not call back.
-        r.at_exit_registered = cpython::at_exit(clear_at_exit);
+        // SAFETY: attached thread (caller's contract). Py_AtExit only stores
+        // the pointer; it does not call back, so holding the lock is fine.
+        r.at_exit_registered = unsafe { cpython::at_exit(clear_at_exit) };
     }
     let key = (op as usize, interpreter);
     if r.members().insert(key) {
@@ -100,7 +99,7 @@ pub unsafe fn record(op: *mut PyObject) {
 /// # Safety
 /// The calling thread must be attached.
 unsafe fn with_current<R>(f: impl FnOnce(&[usize]) -> R) -> R {
-    // SAFETY: attached thread.
+    // SAFETY: attached thread (caller's contract).
     let interpreter = unsafe { cpython::interpreter_id() };
     let r = registry();
     let objects = r
@@ -118,11 +117,18 @@ unsafe fn with_current<R>(f: impl FnOnce(&[usize]) -> R) -> R {
 /// - Returns the count (0 or more). Never sets an exception.
 /// - Requires an attached thread state.
 /// - Objects that were immortal already when passed in are not counted.
+///
+/// # Safety
+/// The calling thread must hold an attached thread state (the GIL on GIL
+/// builds): the count is per interpreter, read from the current one.
 #[no_mangle]
-pub extern "C" fn pyimmortal_Registry_Count() -> Py_ssize_t {
-    // SAFETY: attached thread, per the contract.
-    guard::call(0, || unsafe { with_current(|objects| objects.len()) }
-        as Py_ssize_t)
+pub unsafe extern "C" fn pyimmortal_Registry_Count() -> Py_ssize_t {
+    let body = || {
+        // SAFETY: attached thread (this function's contract).
+        unsafe { with_current(|objects| objects.len()) as Py_ssize_t }
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { guard::call(0, body) }
 }
 
 /// Calls `visit(obj, arg)` for every registered object of the current
@@ -138,11 +144,13 @@ pub extern "C" fn pyimmortal_Registry_Count() -> Py_ssize_t {
 /// - Requires an attached thread state.
 ///
 /// # Safety
-/// `visit` must be NULL or a valid function; it receives `arg` unchanged.
+/// The calling thread must hold an attached thread state (the GIL on GIL
+/// builds). `visit` must be NULL or a valid function; it receives `arg`
+/// unchanged.
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_Registry_Visit(visit: visitproc, arg: *mut c_void) -> c_int {
     let Some(visit) = visit else {
-        // SAFETY: attached thread, per the contract.
+        // SAFETY: attached thread (this function's contract).
         unsafe {
             cpython::set_error(
                 Exception::SystemError,
@@ -151,14 +159,17 @@ pub unsafe extern "C" fn pyimmortal_Registry_Visit(visit: visitproc, arg: *mut c
         };
         return -1;
     };
-    // SAFETY: attached thread, per the contract.
     // The visits run after the lock is released: `visit` may call back.
-    let objects: Vec<_> = guard::call(Vec::new(), || unsafe {
-        with_current(|objects| objects.to_vec())
-    });
+    let body = || {
+        // SAFETY: attached thread (this function's contract).
+        unsafe { with_current(|objects| objects.to_vec()) }
+    };
+    // SAFETY: attached thread (this function's contract).
+    let objects: Vec<_> = unsafe { guard::call(Vec::new(), body) };
     for obj in objects {
         let obj = obj as *mut PyObject;
-        // SAFETY: a C callback with the visitproc signature.
+        // SAFETY: a valid visitproc (this function's contract), called on a
+        // registered object, which is immortal and so still alive.
         let r = unsafe { visit(obj, arg) };
         if r != 0 {
             return r;
@@ -174,18 +185,21 @@ pub unsafe extern "C" fn pyimmortal_Registry_Visit(visit: visitproc, arg: *mut c
 /// - Requires an attached thread state.
 ///
 /// # Safety
-/// `op` is only compared, never dereferenced.
+/// The calling thread must hold an attached thread state (the GIL on GIL
+/// builds). `op` is only compared, never dereferenced.
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_Registry_Contains(op: *mut PyObject) -> c_int {
     if op.is_null() {
         return 0;
     }
-    guard::call(0, || {
-        // SAFETY: attached thread, per the contract.
+    let body = || {
+        // SAFETY: attached thread (this function's contract).
         let interpreter = unsafe { cpython::interpreter_id() };
         registry()
             .members
             .as_ref()
             .is_some_and(|m| m.contains(&(op as usize, interpreter))) as c_int
-    })
+    };
+    // SAFETY: attached thread (this function's contract).
+    unsafe { guard::call(0, body) }
 }

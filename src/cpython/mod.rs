@@ -1,66 +1,15 @@
-//! Raw access to the running CPython: the few exported functions pyimmortal
-//! calls, functions looked up at run time, and the check that the running
-//! interpreter is the one the library was built for.
+//! Calls into the running CPython: thin wrappers over [`crate::ffi`] that
+//! state what each call requires, functions looked up at run time, and the
+//! check that the running interpreter is the one the library was built for
+//! ([`runtime`]).
+//!
+//! This layer knows no layout or version fact; those live in
+//! [`crate::refcount`], which calls down into this one.
 
-pub mod oracle;
 pub mod runtime;
 
+use crate::ffi::{self, PyObject};
 use std::ffi::{c_int, c_ulong, c_void};
-
-/// CPython's `PyObject`, opaque here: its layout lives in
-/// [`crate::refcount::ObjectHead`]. The header uses `Python.h`'s own type.
-#[repr(C)]
-pub struct PyObject {
-    _private: [u8; 0],
-}
-
-/// `Py_TPFLAGS_HAVE_GC` (`Include/object.h`).
-pub(crate) const TPFLAGS_HAVE_GC: c_ulong = 1 << 14;
-/// `Py_TPFLAGS_UNICODE_SUBCLASS` (`Include/object.h`).
-pub(crate) const TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28;
-/// `Py_TPFLAGS_DICT_SUBCLASS` (`Include/object.h`).
-pub(crate) const TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29;
-/// `Py_tp_finalize`, the slot number for `PyType_GetSlot`
-/// (`Include/typeslots.h`).
-pub(crate) const TP_FINALIZE_SLOT: c_int = 80;
-
-/// `visitproc` (`Include/object.h`).
-pub type visitproc = Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>;
-
-/// Opaque `PyInterpreterState` / `PyThreadState`.
-#[repr(C)]
-pub struct PyInterpreterState {
-    _private: [u8; 0],
-}
-#[repr(C)]
-pub struct PyThreadState {
-    _private: [u8; 0],
-}
-
-extern "C" {
-    // Stable ABI since 3.2.
-    fn PyType_GetFlags(ty: *mut PyObject) -> c_ulong;
-    // Public since 3.9 (bpo-40241).
-    fn PyObject_GC_IsTracked(op: *mut PyObject) -> c_int;
-    fn PyObject_GC_UnTrack(op: *mut c_void);
-    // Public since 3.9 (bpo-40241).
-    fn PyObject_GC_IsFinalized(op: *mut PyObject) -> c_int;
-    // Stable ABI; accepts static types from 3.10 on (bpo-41073).
-    fn PyType_GetSlot(ty: *mut PyObject, slot: c_int) -> *mut c_void;
-    fn Py_GetVersion() -> *const std::ffi::c_char;
-    fn PyErr_SetString(exc: *mut PyObject, msg: *const std::ffi::c_char);
-    fn PyErr_Occurred() -> *mut PyObject;
-    fn PyInterpreterState_Get() -> *mut PyInterpreterState;
-    fn PyInterpreterState_GetID(interp: *mut PyInterpreterState) -> i64;
-    fn PyInterpreterState_ThreadHead(interp: *mut PyInterpreterState) -> *mut PyThreadState;
-    fn PyThreadState_Next(t: *mut PyThreadState) -> *mut PyThreadState;
-    fn PyThreadState_Get() -> *mut PyThreadState;
-    fn Py_AtExit(func: Option<extern "C" fn()>) -> c_int;
-    static mut PyExc_TypeError: *mut PyObject;
-    static mut PyExc_RuntimeError: *mut PyObject;
-    static mut PyExc_SystemError: *mut PyObject;
-    static mut PyExc_NotImplementedError: *mut PyObject;
-}
 
 /// The exceptions pyimmortal raises.
 #[derive(Debug, Clone, Copy)]
@@ -76,15 +25,16 @@ pub enum Exception {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn set_error(exc: Exception, msg: &std::ffi::CStr) {
-    // SAFETY: the exception objects are static; attached thread.
+    // SAFETY: attached thread (caller's contract); the exception objects
+    // are set up by the interpreter's initialization and never change.
     unsafe {
         let e = match exc {
-            Exception::TypeError => PyExc_TypeError,
-            Exception::RuntimeError => PyExc_RuntimeError,
-            Exception::SystemError => PyExc_SystemError,
-            Exception::NotImplementedError => PyExc_NotImplementedError,
+            Exception::TypeError => ffi::PyExc_TypeError,
+            Exception::RuntimeError => ffi::PyExc_RuntimeError,
+            Exception::SystemError => ffi::PyExc_SystemError,
+            Exception::NotImplementedError => ffi::PyExc_NotImplementedError,
         };
-        PyErr_SetString(e, msg.as_ptr());
+        ffi::PyErr_SetString(e, msg.as_ptr());
     }
 }
 
@@ -93,8 +43,8 @@ pub unsafe fn set_error(exc: Exception, msg: &std::ffi::CStr) {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn error_occurred() -> bool {
-    // SAFETY: attached thread.
-    unsafe { !PyErr_Occurred().is_null() }
+    // SAFETY: attached thread (caller's contract).
+    unsafe { !ffi::PyErr_Occurred().is_null() }
 }
 
 /// `PyInterpreterState_GetID(PyInterpreterState_Get())`.
@@ -102,8 +52,9 @@ pub unsafe fn error_occurred() -> bool {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn interpreter_id() -> i64 {
-    // SAFETY: attached thread.
-    unsafe { PyInterpreterState_GetID(PyInterpreterState_Get()) }
+    // SAFETY: attached thread (caller's contract), so there is a current
+    // interpreter.
+    unsafe { ffi::PyInterpreterState_GetID(ffi::PyInterpreterState_Get()) }
 }
 
 /// Whether the current interpreter has a thread state other than the
@@ -112,74 +63,65 @@ pub unsafe fn interpreter_id() -> i64 {
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn other_threads_exist() -> bool {
-    // SAFETY: attached thread; the list is walked as PyThreadState_Next
-    // allows.
+    // SAFETY: attached thread (caller's contract), as these functions
+    // require. The public API offers no way to take the lock under which
+    // CPython links thread states in and out of this list (`HEAD_LOCK` in
+    // `Python/pystate.c`), so a thread state that another thread deletes
+    // during the walk is a hazard this walk shares with every user of
+    // `PyInterpreterState_ThreadHead`.
     unsafe {
-        let me = PyThreadState_Get();
-        let mut t = PyInterpreterState_ThreadHead(PyInterpreterState_Get());
+        let me = ffi::PyThreadState_Get();
+        let mut t = ffi::PyInterpreterState_ThreadHead(ffi::PyInterpreterState_Get());
         while !t.is_null() {
             if t != me {
                 return true;
             }
-            t = PyThreadState_Next(t);
+            t = ffi::PyThreadState_Next(t);
         }
     }
     false
 }
 
-/// `Py_AtExit(func)`: runs `func` at the end of `Py_FinalizeEx`.
-pub fn at_exit(func: extern "C" fn()) -> bool {
-    // SAFETY: may be called at any time; stores the pointer.
-    unsafe { Py_AtExit(Some(func)) == 0 }
-}
-
-/// `PyDict_Check(op)`: `dict` or a subclass.
+/// `Py_AtExit(func)`: runs `func` at the end of `Py_FinalizeEx`. Returns
+/// false when CPython's table of such callbacks is full.
 ///
 /// # Safety
-/// `op` must be a live object.
-pub unsafe fn is_dict(op: *mut PyObject) -> bool {
-    // SAFETY: live object, hence a live type.
-    unsafe { type_flags(op) & TPFLAGS_DICT_SUBCLASS != 0 }
-}
-
-#[cfg(Py_GIL_DISABLED)]
-extern "C" {
-    // src/cpython/thread_id.c
-    fn pyimmortal_sys_thread_id() -> usize;
+/// The calling thread must be attached: before 3.13, `Py_AtExit` appends to
+/// its table without a lock of its own (`Python/pylifecycle.c`), so only the
+/// GIL keeps two callers apart.
+pub unsafe fn at_exit(func: extern "C" fn()) -> bool {
+    // SAFETY: attached thread (caller's contract); `Py_AtExit` only stores
+    // the pointer.
+    unsafe { ffi::Py_AtExit(Some(func)) == 0 }
 }
 
 /// `_Py_ThreadId()` of the calling thread, as the target's headers define it.
 #[cfg(Py_GIL_DISABLED)]
 pub fn thread_id() -> usize {
-    // SAFETY: a pure read of the thread pointer.
-    unsafe { pyimmortal_sys_thread_id() }
+    // SAFETY: `_Py_ThreadId()` only reads the thread pointer register (or
+    // the address of a thread-local); it needs no thread state.
+    unsafe { ffi::pyimmortal_sys_thread_id() }
 }
 
-/// `PyType_GetFlags(Py_TYPE(op))`.
+/// `PyType_GetFlags(ty)`.
 ///
 /// # Safety
-/// `op` must be a live object.
-unsafe fn type_flags(op: *mut PyObject) -> c_ulong {
-    // SAFETY: a live object has a live type.
-    unsafe { PyType_GetFlags(crate::refcount::type_of(op)) }
+/// `ty` must point to a live type object.
+pub unsafe fn type_flags(ty: *mut PyObject) -> c_ulong {
+    // SAFETY: a live type object (caller's contract); the function reads
+    // `tp_flags` and needs no thread state.
+    unsafe { ffi::PyType_GetFlags(ty) }
 }
 
-/// `PyType_IS_GC(ty)`.
+/// `PyType_GetSlot(ty, slot)`: the slot's function pointer, or NULL.
 ///
 /// # Safety
-/// `ty` must be a live type object.
-pub unsafe fn type_is_gc(ty: *mut PyObject) -> bool {
-    // SAFETY: live type object.
-    unsafe { PyType_GetFlags(ty) & TPFLAGS_HAVE_GC != 0 }
-}
-
-/// `PyUnicode_Check(op)`: `str` or a subclass.
-///
-/// # Safety
-/// `op` must be a live object.
-pub unsafe fn is_str(op: *mut PyObject) -> bool {
-    // SAFETY: live object, hence a live type.
-    unsafe { type_flags(op) & TPFLAGS_UNICODE_SUBCLASS != 0 }
+/// `ty` must point to a live type object and the calling thread must be
+/// attached. Static types are accepted from CPython 3.10 on (bpo-41073).
+pub unsafe fn type_slot(ty: *mut PyObject, slot: c_int) -> *mut c_void {
+    // SAFETY: live type, attached thread, 3.10+ for static types (caller's
+    // contract).
+    unsafe { ffi::PyType_GetSlot(ty, slot) }
 }
 
 /// Takes `op` out of the cyclic GC if it is tracked, as `_Py_SetImmortal`
@@ -188,44 +130,33 @@ pub unsafe fn is_str(op: *mut PyObject) -> bool {
 /// # Safety
 /// `op` must be a live object; the calling thread must be attached.
 pub unsafe fn gc_untrack(op: *mut PyObject) {
-    // SAFETY: live object, attached thread.
+    // SAFETY: live object, attached thread (caller's contract).
     unsafe {
-        if PyObject_GC_IsTracked(op) != 0 {
-            PyObject_GC_UnTrack(op.cast());
+        if ffi::PyObject_GC_IsTracked(op) != 0 {
+            ffi::PyObject_GC_UnTrack(op.cast());
         }
     }
 }
 
-/// Whether `op` is a GC object whose type has a finalizer (`tp_finalize`,
-/// `__del__` for classes) that has not finished running on it.
-///
-/// CPython marks a GC object finalized only after `tp_finalize` returns
-/// when the finalizer runs from the deallocator (`PyObject_CallFinalizer`
-/// in `Objects/object.c`, 3.9 to 3.15), but before it runs when the cyclic
-/// GC calls it (`finalize_garbage` in `Python/gc.c` and
-/// `Python/gc_free_threading.c`). So `true` covers an object whose
-/// finalizer was never called and one whose finalizer is running now from
-/// its deallocator; `false` covers one whose finalizer has run, or is
-/// running from the collector, where resurrection is legal.
+/// `PyObject_GC_IsFinalized(op)`: whether the GC marked `op` finalized.
 ///
 /// # Safety
-/// `op` must be a live object; the calling thread must be attached. Only
-/// for CPython 3.10+, where `PyType_GetSlot` accepts static types.
-pub unsafe fn finalizer_pending(op: *mut PyObject) -> bool {
-    // SAFETY: live object, hence a live type; attached thread.
-    unsafe {
-        let ty = crate::refcount::type_of(op);
-        type_is_gc(ty)
-            && !PyType_GetSlot(ty, TP_FINALIZE_SLOT).is_null()
-            && PyObject_GC_IsFinalized(op) == 0
-    }
+/// `op` must be a live object; the calling thread must be attached.
+pub unsafe fn gc_is_finalized(op: *mut PyObject) -> bool {
+    // SAFETY: live object, attached thread (caller's contract).
+    unsafe { ffi::PyObject_GC_IsFinalized(op) != 0 }
 }
 
 /// `major.minor` of the running interpreter, from `Py_GetVersion()`.
-pub fn running_minor() -> Option<u32> {
-    // SAFETY: Py_GetVersion returns a static NUL-terminated string and may
-    // be called at any time.
-    let text = unsafe { std::ffi::CStr::from_ptr(Py_GetVersion()) };
+///
+/// # Safety
+/// The calling thread must be attached: on 3.9 and 3.10, where pyimmortal
+/// uses it, `Py_GetVersion` formats its result into a static buffer on every
+/// call (`Python/getversion.c`), so only the GIL keeps two callers apart.
+pub unsafe fn running_minor() -> Option<u32> {
+    // SAFETY: attached thread (caller's contract); the result is a
+    // NUL-terminated string in a static buffer.
+    let text = unsafe { std::ffi::CStr::from_ptr(ffi::Py_GetVersion()) };
     parse_minor(text.to_str().ok()?)
 }
 

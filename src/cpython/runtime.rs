@@ -6,7 +6,7 @@
 //! environment variable `PYIMMORTAL_FORCE_BUILTIN=1` (read once) turns that
 //! off, so the tests can compare both implementations on one interpreter.
 
-use super::PyObject;
+use crate::ffi::PyObject;
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
@@ -69,11 +69,14 @@ pub static MERGE_ZERO_LOCAL_REFCOUNT: Export = Export::new(c"_Py_MergeZeroLocalR
 
 /// Lowers a debug interpreter's total refcount by one; nothing on release
 /// builds.
-pub fn dec_ref_total() {
+///
+/// # Safety
+/// The calling thread must be attached, as for `Py_DECREF`.
+pub unsafe fn dec_ref_total() {
     if let Some(p) = DECREF_DEC_REF_TOTAL.address() {
-        // SAFETY: `void _Py_DECREF_DecRefTotal(void)`.
+        // SAFETY: the symbol is `void _Py_DECREF_DecRefTotal(void)`.
         let f = unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(p) };
-        // SAFETY: called with an attached thread state, as Py_DECREF does.
+        // SAFETY: attached thread (caller's contract).
         unsafe { f() }
     }
 }
@@ -97,25 +100,34 @@ pub static PY_VERSION: Export = Export::new(c"Py_Version");
 
 /// The running interpreter's minor version: from `Py_Version` where it is
 /// exported (3.11+), else from the `Py_GetVersion()` string (3.9, 3.10, GIL
-/// builds only, where the caller's GIL serializes that function's static
-/// buffer).
-fn running_minor() -> Option<u32> {
+/// builds only).
+///
+/// # Safety
+/// The calling thread must be attached (see [`super::running_minor`]).
+unsafe fn running_minor() -> Option<u32> {
     match PY_VERSION.address() {
-        // SAFETY: `const unsigned long Py_Version`, read-only data.
+        // SAFETY: the symbol is `const unsigned long Py_Version`, read-only
+        // data.
         Some(p) => Some(((unsafe { *p.cast::<std::ffi::c_ulong>() } >> 16) & 0xff) as u32),
-        None => super::running_minor(),
+        // SAFETY: attached thread (caller's contract).
+        None => unsafe { super::running_minor() },
     }
 }
 
 /// Whether the running interpreter is the target the library was built
 /// for. Decided once, by the first caller; a mismatch is reported once on
 /// stderr and makes every function return its "did nothing" value.
-pub fn target_matches() -> bool {
+///
+/// # Safety
+/// The calling thread must be attached: the first call may read
+/// `Py_GetVersion()`.
+pub unsafe fn target_matches() -> bool {
     static MATCHES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *MATCHES.get_or_init(|| {
         let built_minor = crate::abi::parse_decimal(env!("PYIMMORTAL_TARGET_MINOR"));
         let built_ft = cfg!(Py_GIL_DISABLED);
-        let running_minor = running_minor();
+        // SAFETY: attached thread (caller's contract).
+        let running_minor = unsafe { running_minor() };
         let running_ft = MERGE_ZERO_LOCAL_REFCOUNT.address().is_some();
         let ok = running_minor == Some(built_minor) && running_ft == built_ft;
         if !ok {

@@ -9,64 +9,94 @@
 //! `ob_ref_shared` concurrently, so every access here is atomic.
 
 use super::head;
-use crate::cpython::{self, PyObject};
-use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicUsize, Ordering::Relaxed};
+use crate::cpython;
+use crate::ffi::PyObject;
+use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
-/// `PyObject` in free-threaded CPython 3.13-3.15, `Include/object.h`.
-#[repr(C)]
-pub struct ObjectHead {
-    pub ob_tid: usize,
-    /// `_padding` in 3.13, `ob_flags` since 3.14.
-    pub ob_flags: u16,
-    /// `PyMutex`, one byte (`Include/cpython/lock.h`).
-    pub ob_mutex: u8,
-    pub ob_gc_bits: u8,
-    pub ob_ref_local: u32,
-    pub ob_ref_shared: isize,
-    pub ob_type: *mut PyObject,
+crate::layout::object_head! {
+    /// `PyObject` in free-threaded CPython 3.13-3.15, `Include/object.h`.
+    pub struct ObjectHead {
+        pub ob_tid: usize,
+        /// `_padding` in 3.13.
+        #[cfg(not(Py_3_14))]
+        pub ob_flags: u16 => _padding,
+        /// `ob_flags` since 3.14.
+        #[cfg(Py_3_14)]
+        pub ob_flags: u16,
+        /// `PyMutex`, one byte (`Include/cpython/lock.h`).
+        pub ob_mutex: u8,
+        pub ob_gc_bits: u8,
+        pub ob_ref_local: u32,
+        pub ob_ref_shared: isize,
+        pub ob_type: *mut PyObject,
+    }
 }
 
-/// `_Py_IMMORTAL_REFCNT_LOCAL`: `UINT32_MAX` (`Include/object.h` 3.13,
-/// `Include/refcount.h` 3.14+).
-pub(crate) const IMMORTAL_REFCNT_LOCAL: u32 = u32::MAX;
-/// `_Py_UNOWNED_TID` (`Include/object.h`).
-pub(crate) const UNOWNED_TID: usize = 0;
-/// `_Py_REF_SHARED_SHIFT`: the shared count sits above two flag bits.
-pub(crate) const REF_SHARED_SHIFT: u32 = 2;
-/// `_Py_REF_MAYBE_WEAKREF`: other threads may resurrect the object through
-/// a weak reference (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
-pub(crate) const REF_MAYBE_WEAKREF: isize = 1;
-/// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
-pub(crate) const GC_BITS_TRACKED: u8 = 1;
-/// `_PyGC_BITS_DEFERRED` (`Include/internal/pycore_gc.h`, 3.13+).
-pub(crate) const GC_BITS_DEFERRED: u8 = 64;
-/// `_Py_REF_DEFERRED`: `PY_SSIZE_T_MAX / 8`, the bias that deferred objects
-/// carry in `ob_ref_shared` (`Include/internal/pycore_object.h` 3.14+,
-/// gh-123619).
-#[cfg(Py_3_14)]
-pub(crate) const REF_DEFERRED: isize = isize::MAX / 8;
+crate::layout::facts! {
+    /// `_Py_IMMORTAL_REFCNT_LOCAL`: `UINT32_MAX` (`Include/object.h` 3.13,
+    /// `Include/refcount.h` 3.14+).
+    IMMORTAL_REFCNT_LOCAL: u32 = u32::MAX => "_Py_IMMORTAL_REFCNT_LOCAL";
+    /// `_Py_UNOWNED_TID` (`Include/object.h`).
+    UNOWNED_TID: usize = 0 => "_Py_UNOWNED_TID";
+    /// `_Py_REF_SHARED_SHIFT`: the shared count sits above two flag bits
+    /// (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
+    REF_SHARED_SHIFT: u32 = 2 => "_Py_REF_SHARED_SHIFT";
+    /// `_Py_REF_MAYBE_WEAKREF`: other threads may resurrect the object through a weak
+    /// reference (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
+    REF_MAYBE_WEAKREF: isize = 1 => "_Py_REF_MAYBE_WEAKREF";
+    /// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
+    GC_BITS_TRACKED: u8 = 1 => "_PyGC_BITS_TRACKED";
+    /// `_PyGC_BITS_DEFERRED` (`Include/internal/pycore_gc.h`, 3.13+).
+    GC_BITS_DEFERRED: u8 = 64 => "_PyGC_BITS_DEFERRED";
+    /// `_Py_REF_DEFERRED`: `PY_SSIZE_T_MAX / 8`, the bias that deferred objects carry in
+    /// `ob_ref_shared` (`Include/internal/pycore_object.h` 3.14+, gh-123619).
+    #[cfg(Py_3_14)]
+    REF_DEFERRED: isize = isize::MAX / 8 => "_Py_REF_DEFERRED";
+    /// Immortal objects exist from 3.12 on (PEP 683, gh-84436), in every free-threaded
+    /// build.
+    HAS_IMMORTALITY: bool = true => "PY_VERSION_HEX >= 0x030C0000";
+    /// As on the GIL build of the same version: 3.13t makes a dict immortal and leaves it
+    /// tracked.
+    #[cfg(not(Py_3_14))]
+    DICTS_CAN_BE_IMMORTAL: bool = true => "PY_VERSION_HEX < 0x030E0000";
+    /// As on the GIL build of the same version: 3.14t refuses dicts, which must stay
+    /// GC-tracked (`dict_merge_api` asserts it, gh-153051).
+    #[cfg(Py_3_14)]
+    DICTS_CAN_BE_IMMORTAL: bool = false => "PY_VERSION_HEX < 0x030E0000";
+}
 
-pub(crate) const HAS_IMMORTALITY: bool = true;
+// The header fields that other threads read and write concurrently, as
+// atomics. CPython accesses them with atomic operations of the same size
+// (`_Py_atomic_*` in `Include/refcount.h` and `Objects/object.c`).
+//
+// Safety of each accessor: `op` must point to a live object, and the
+// reference must not be used after the object may have been freed; the
+// caller chooses the lifetime `'a` accordingly (every caller here uses it
+// within one call that holds a borrowed reference to `op`). The field is
+// naturally aligned (`#[repr(C)]`, checked against the headers).
 
-fn tid(op: *mut PyObject) -> &'static AtomicUsize {
-    // SAFETY: `ob_tid` is a naturally aligned word of a live object.
+/// `ob_tid`, the owning thread.
+unsafe fn tid<'a>(op: *mut PyObject) -> &'a AtomicUsize {
+    // SAFETY: see above.
     unsafe { AtomicUsize::from_ptr(&raw mut (*head(op)).ob_tid) }
 }
 
-fn local(op: *mut PyObject) -> &'static AtomicU32 {
-    // SAFETY: as above, for `ob_ref_local`.
+/// `ob_ref_local`, the owner's count.
+unsafe fn local<'a>(op: *mut PyObject) -> &'a AtomicU32 {
+    // SAFETY: see above.
     unsafe { AtomicU32::from_ptr(&raw mut (*head(op)).ob_ref_local) }
 }
 
-fn shared(op: *mut PyObject) -> &'static AtomicIsize {
-    // SAFETY: as above, for `ob_ref_shared`.
+/// `ob_ref_shared`, the other threads' count and its flags.
+unsafe fn shared<'a>(op: *mut PyObject) -> &'a AtomicIsize {
+    // SAFETY: see above.
     unsafe { AtomicIsize::from_ptr(&raw mut (*head(op)).ob_ref_shared) }
 }
 
-#[cfg(Py_3_14)]
-fn gc_bits(op: *mut PyObject) -> &'static std::sync::atomic::AtomicU8 {
-    // SAFETY: as above, for `ob_gc_bits`.
-    unsafe { std::sync::atomic::AtomicU8::from_ptr(&raw mut (*head(op)).ob_gc_bits) }
+/// `ob_gc_bits`.
+unsafe fn gc_bits<'a>(op: *mut PyObject) -> &'a AtomicU8 {
+    // SAFETY: see above.
+    unsafe { AtomicU8::from_ptr(&raw mut (*head(op)).ob_gc_bits) }
 }
 
 /// `_Py_IsImmortal`: a relaxed load of `ob_ref_local` equals
@@ -75,7 +105,8 @@ fn gc_bits(op: *mut PyObject) -> &'static std::sync::atomic::AtomicU8 {
 /// # Safety
 /// `op` must point to a live object.
 pub unsafe fn is_immortal(op: *mut PyObject) -> bool {
-    local(op).load(Relaxed) == IMMORTAL_REFCNT_LOCAL
+    // SAFETY: live object (caller's contract), used within this call.
+    unsafe { local(op) }.load(Relaxed) == IMMORTAL_REFCNT_LOCAL
 }
 
 /// `_PyObject_IsUniquelyReferenced` (`Include/internal/pycore_object.h`):
@@ -85,9 +116,12 @@ pub unsafe fn is_immortal(op: *mut PyObject) -> bool {
 /// # Safety
 /// `op` must point to a live object; the calling thread must be attached.
 pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
-    tid(op).load(Relaxed) == cpython::thread_id()
-        && local(op).load(Relaxed) == 1
-        && shared(op).load(Relaxed) == 0
+    // SAFETY: live object (caller's contract), used within this call.
+    unsafe {
+        tid(op).load(Relaxed) == cpython::thread_id()
+            && local(op).load(Relaxed) == 1
+            && shared(op).load(Relaxed) == 0
+    }
 }
 
 /// `_Py_SetImmortalUntracked` (`Objects/object.c`): unowned, local count
@@ -98,14 +132,25 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
 /// `_Py_REF_MAYBE_WEAKREF`, whose flag must survive so that another
 /// thread's weakref dereference racing with this store still succeeds.
 ///
+/// The object may hold several references and may still be GC-tracked:
+/// `pyimmortal_Immortalize` leaves dicts tracked on 3.13t. Every reference
+/// stays valid, since an immortal object is never freed, and a later decref
+/// through any of them leaves it immortal.
+///
 /// # Safety
-/// `op` must be live, uniquely referenced by the calling thread and
-/// untracked.
+/// `op` must point to a live object, and the calling thread must be
+/// attached and have found `op` [`is_uniquely_referenced`], or
+/// [`owned_references`] `Ok`, with nothing since that could have handed
+/// `op` to another thread. No other thread then writes `ob_ref_local` or
+/// `ob_tid` during the stores.
 pub unsafe fn write_immortal(op: *mut PyObject) {
-    local(op).store(IMMORTAL_REFCNT_LOCAL, Relaxed);
-    tid(op).store(UNOWNED_TID, Relaxed);
-    #[cfg(Py_3_14)]
-    gc_bits(op).fetch_or(GC_BITS_DEFERRED, Relaxed);
+    // SAFETY: live object (caller's contract), used within this call.
+    unsafe {
+        local(op).store(IMMORTAL_REFCNT_LOCAL, Relaxed);
+        tid(op).store(UNOWNED_TID, Relaxed);
+        #[cfg(Py_3_14)]
+        gc_bits(op).fetch_or(GC_BITS_DEFERRED, Relaxed);
+    }
 }
 
 /// CPython 3.13t keeps deferred reference counting internal and turns every
@@ -124,17 +169,19 @@ pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
 /// (`Objects/object.c`, gh-123619; untracked objects refused since
 /// gh-144054): GC types only, tracked only, and only the first caller wins
 /// the compare-and-swap on `_PyGC_BITS_DEFERRED`; the winner adds the
-/// `_Py_REF_DEFERRED` bias to the shared count.
+/// `_Py_REF_DEFERRED` bias to the shared count. Other threads may call it on
+/// the same object at the same time.
 ///
 /// # Safety
 /// `op` must point to a live object; the calling thread must be attached.
 #[cfg(Py_3_14)]
 pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
-    // SAFETY: live object.
-    if !unsafe { cpython::type_is_gc(super::type_of(op)) } {
+    // SAFETY: a live object has a live type (caller's contract).
+    if !unsafe { super::type_is_gc(super::type_of(op)) } {
         return false;
     }
-    let bits = gc_bits(op);
+    // SAFETY: live object (caller's contract), used within this call.
+    let (bits, shared) = unsafe { (gc_bits(op), shared(op)) };
     let old = bits.load(Relaxed);
     if old & GC_BITS_TRACKED == 0 || old & GC_BITS_DEFERRED != 0 {
         return false;
@@ -145,7 +192,7 @@ pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
     {
         return false;
     }
-    shared(op).fetch_add(REF_DEFERRED << REF_SHARED_SHIFT, Relaxed);
+    shared.fetch_add(REF_DEFERRED << REF_SHARED_SHIFT, Relaxed);
     true
 }
 
@@ -163,20 +210,20 @@ pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
 /// `op` must point to a live object; the calling thread must be attached.
 pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
     use super::Refusal;
-    if tid(op).load(Relaxed) != cpython::thread_id() {
+    // SAFETY: live object (caller's contract), used within this call.
+    let (tid, bits, shared, local) = unsafe { (tid(op), gc_bits(op), shared(op), local(op)) };
+    if tid.load(Relaxed) != cpython::thread_id() {
         return Err(Refusal::NotOwned);
     }
-    // SAFETY: `ob_gc_bits` of a live object.
-    let bits = unsafe { std::sync::atomic::AtomicU8::from_ptr(&raw mut (*head(op)).ob_gc_bits) };
     if bits.load(Relaxed) & GC_BITS_DEFERRED != 0 {
         return Err(Refusal::Deferred);
     }
-    let shared_word = shared(op).load(Relaxed);
+    let shared_word = shared.load(Relaxed);
     if shared_word != 0 && shared_word != REF_MAYBE_WEAKREF {
         return Err(Refusal::SharedWithThreads);
     }
-    let count = local(op).load(Relaxed);
-    // SAFETY: attached thread.
+    let count = local.load(Relaxed);
+    // SAFETY: attached thread (caller's contract).
     if count > 1 && unsafe { cpython::other_threads_exist() } {
         return Err(Refusal::OtherThreadsExist);
     }
@@ -193,5 +240,8 @@ pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusa
 /// `op` must be live and immortal; the calling thread must be attached.
 pub unsafe fn normalize_immortal(op: *mut PyObject) {
     let me = cpython::thread_id();
-    let _ = tid(op).compare_exchange(me, UNOWNED_TID, Relaxed, Relaxed);
+    // SAFETY: live object (caller's contract), used within this call. Only
+    // the owner's own id is swapped out: another thread cannot own `op` at
+    // the same time.
+    let _ = unsafe { tid(op) }.compare_exchange(me, UNOWNED_TID, Relaxed, Relaxed);
 }

@@ -1,18 +1,34 @@
-//! The object header and refcount encoding of each CPython target.
+//! What pyimmortal knows about each CPython target: the object header, the
+//! refcount encoding and every other fact taken from the headers.
 //!
-//! Exactly one module below is compiled, chosen by the cfgs that `build.rs`
-//! derives from the target interpreter. Each one is the single home of the
-//! layout facts and constants for its versions, with the CPython header and
-//! issue each fact comes from. `src/cpython/oracle.rs` checks every layout
-//! and constant here against bindgen's reading of the real headers.
+//! Exactly one target module below is compiled, chosen by the cfgs that
+//! `build.rs` derives from the target interpreter:
 //!
-//! Every module offers the same items:
+//! | target              | file        |
+//! |---------------------|-------------|
+//! | 3.9, 3.10, 3.11     | `py3_9.rs`  |
+//! | 3.12, 3.13          | `py3_12.rs` |
+//! | 3.14, 3.15          | `py3_14.rs` |
+//! | 3.13t, 3.14t, 3.15t | `ft.rs`     |
+//!
+//! `common.rs` holds the facts shared by every target (type flags and
+//! slots) and the type checks built on them; `refusal.rs` the reasons to
+//! refuse immortalization and their exceptions. Each fact is declared once,
+//! in a `facts!` or `object_head!` table that also compares it with the
+//! target's headers at compile time (see `src/layout/`), with the CPython
+//! header and issue it comes from.
+//!
+//! Every target module offers the same items:
 //! - `ObjectHead`: the `PyObject` header, field for field;
-//! - `HAS_IMMORTALITY`: whether the version has immortal objects at all;
+//! - `HAS_IMMORTALITY`, `DICTS_CAN_BE_IMMORTAL`: what the version allows;
 //! - `is_immortal`, `is_uniquely_referenced`: CPython's predicates;
-//! - `write_immortal`: store the immortal encoding into an object that the
-//!   caller has checked is uniquely referenced and GC-untracked;
+//! - `owned_references`: whether the calling thread may make an object
+//!   immortal whatever its count, and how many references it holds;
+//! - `write_immortal`: store the immortal encoding (see each target's
+//!   contract), and `normalize_immortal` to complete a partial one;
 //! - `enable_deferred`: turn on deferred reference counting, or refuse.
+//!
+//! This layer calls into the interpreter only through [`crate::cpython`].
 
 #[cfg(not(Py_3_12))]
 #[path = "py3_9.rs"]
@@ -30,9 +46,14 @@ mod imp;
 #[path = "ft.rs"]
 mod imp;
 
-pub use imp::*;
+mod common;
+mod refusal;
 
-use crate::cpython::PyObject;
+pub use common::*;
+pub use imp::*;
+pub use refusal::Refusal;
+
+use crate::ffi::PyObject;
 
 /// `Py_TYPE(op)`.
 ///
@@ -40,33 +61,11 @@ use crate::cpython::PyObject;
 /// `op` must point to a live object.
 pub unsafe fn type_of(op: *mut PyObject) -> *mut PyObject {
     // SAFETY: the caller passes a live object; `ob_type` is at the offset
-    // the oracle verified for this target.
+    // that the layout check verified for this target.
     unsafe { (*op.cast::<ObjectHead>()).ob_type }
 }
 
 /// Casts a `PyObject *` to this target's header.
 pub(crate) fn head(op: *mut PyObject) -> *mut ObjectHead {
     op.cast()
-}
-
-/// Why pyimmortal refuses to make an object immortal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// CPython before 3.12 has no immortal objects.
-    NoImmortality,
-    /// `str` and subclasses: an immortal string must be interned.
-    Str,
-    /// A type whose objects break when untracked by the GC.
-    TypeCannotBeImmortal,
-    /// Free-threaded: the object is owned by another thread.
-    NotOwned,
-    /// Free-threaded: other threads hold references (shared count or flags).
-    SharedWithThreads,
-    /// Free-threaded: more than one reference while other threads exist.
-    OtherThreadsExist,
-    /// Free-threaded: deferred reference counting is on.
-    Deferred,
-    /// A GC object whose finalizer has not finished: it may be running from
-    /// the object's deallocator, where the object must stay GC-tracked.
-    FinalizerPending,
 }

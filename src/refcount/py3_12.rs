@@ -7,22 +7,29 @@
 //! (`_Py_SetImmortalUntracked`, `Objects/object.c` 3.13).
 
 use super::head;
-use crate::cpython::PyObject;
+use crate::ffi::PyObject;
 
-/// `PyObject` in CPython 3.12-3.13 on 64-bit little-endian machines,
-/// `Include/object.h`. The union's `ob_refcnt_split[0]` is the low half of
-/// `ob_refcnt`.
-#[repr(C)]
-pub struct ObjectHead {
-    pub ob_refcnt: isize,
-    pub ob_type: *mut PyObject,
+crate::layout::object_head! {
+    /// `PyObject` in CPython 3.12-3.13 on 64-bit little-endian machines,
+    /// `Include/object.h`. `ob_refcnt` is a union whose `ob_refcnt_split[0]`
+    /// is the low half of the word.
+    pub struct ObjectHead {
+        pub ob_refcnt: isize => __bindgen_anon_1.ob_refcnt,
+        pub ob_type: *mut PyObject,
+    }
 }
 
-/// `_Py_IMMORTAL_REFCNT` on 64-bit builds: `UINT_MAX` (`Include/object.h`
-/// 3.12 and 3.13; removed in 3.14 by gh-125174).
-pub(crate) const IMMORTAL_REFCNT: isize = u32::MAX as isize;
-
-pub(crate) const HAS_IMMORTALITY: bool = true;
+crate::layout::facts! {
+    /// `_Py_IMMORTAL_REFCNT` on 64-bit builds: `UINT_MAX` (`Include/object.h` 3.12 and
+    /// 3.13; removed in 3.14 by gh-125174).
+    IMMORTAL_REFCNT: isize = u32::MAX as isize => "_Py_IMMORTAL_REFCNT";
+    /// Immortal objects exist from 3.12 on (PEP 683, gh-84436).
+    HAS_IMMORTALITY: bool = true => "PY_VERSION_HEX >= 0x030C0000";
+    /// The 3.12 and 3.13 GC keeps immortals tracked (in the permanent generation), so a
+    /// dict is made immortal and left tracked, as dicts must stay (`dict_merge_api`
+    /// asserts it, gh-153051).
+    DICTS_CAN_BE_IMMORTAL: bool = true => "PY_VERSION_HEX < 0x030E0000";
+}
 
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`.
 ///
@@ -43,12 +50,20 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
     unsafe { (*head(op)).ob_refcnt == 1 }
 }
 
-/// Stores `_Py_IMMORTAL_REFCNT`.
+/// Stores `_Py_IMMORTAL_REFCNT` into the whole refcount word.
+///
+/// The object may hold several references (`pyimmortal_Immortalize` accepts
+/// any count under the GIL) and may still be GC-tracked (it leaves dicts
+/// tracked; the 3.12 and 3.13 GC keeps immortals tracked). Every reference
+/// stays valid, since an immortal object is never freed, and a later decref
+/// through any of them leaves it immortal.
 ///
 /// # Safety
-/// `op` must be live, uniquely referenced and untracked; GIL held.
+/// `op` must point to a live object and the caller must hold the GIL, so
+/// that no other thread reads or writes `ob_refcnt` during the store.
 pub unsafe fn write_immortal(op: *mut PyObject) {
-    // SAFETY: per the contract above, nobody else reads this word now.
+    // SAFETY: live object, and the GIL keeps every other thread off the
+    // word (caller's contract).
     unsafe { (*head(op)).ob_refcnt = IMMORTAL_REFCNT }
 }
 
@@ -76,9 +91,11 @@ pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusa
 /// carried into the high half).
 ///
 /// # Safety
-/// `op` must be live and immortal; GIL held.
+/// `op` must point to a live, immortal object and the caller must hold the
+/// GIL.
 pub unsafe fn normalize_immortal(op: *mut PyObject) {
-    // SAFETY: per the contract above.
+    // SAFETY: live object, and the GIL keeps every other thread off the
+    // word (caller's contract).
     unsafe {
         if (*head(op)).ob_refcnt != IMMORTAL_REFCNT {
             (*head(op)).ob_refcnt = IMMORTAL_REFCNT;

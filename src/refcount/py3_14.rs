@@ -9,31 +9,37 @@
 //! (`Include/internal/pycore_stackref.h`).
 
 use super::head;
-use crate::cpython::PyObject;
+use crate::ffi::PyObject;
 
-/// `PyObject` in CPython 3.14-3.15 on 64-bit little-endian machines,
-/// `Include/object.h`.
-#[repr(C)]
-pub struct ObjectHead {
-    pub ob_refcnt: u32,
-    pub ob_overflow: u16,
-    pub ob_flags: u16,
-    pub ob_type: *mut PyObject,
+crate::layout::object_head! {
+    /// `PyObject` in CPython 3.14-3.15 on 64-bit little-endian machines,
+    /// `Include/object.h`: the refcount word is a union of `ob_refcnt_full`
+    /// and the struct of the first three fields.
+    pub struct ObjectHead {
+        pub ob_refcnt: u32 => __bindgen_anon_1.__bindgen_anon_1.ob_refcnt,
+        pub ob_overflow: u16 => __bindgen_anon_1.__bindgen_anon_1.ob_overflow,
+        pub ob_flags: u16 => __bindgen_anon_1.__bindgen_anon_1.ob_flags,
+        pub ob_type: *mut PyObject,
+    }
 }
 
-/// `_Py_IMMORTAL_INITIAL_REFCNT`: `3ULL << 30` (`Include/refcount.h`,
-/// gh-125174).
-pub(crate) const IMMORTAL_INITIAL_REFCNT: u32 = 3 << 30;
-/// `_Py_IMMORTAL_MINIMUM_REFCNT`: `1ULL << 31` (`Include/refcount.h`).
-pub(crate) const IMMORTAL_MINIMUM_REFCNT: u32 = 1 << 31;
-/// `_Py_IMMORTAL_FLAGS`: bit 0 of `ob_flags` (`Include/refcount.h` in 3.14,
-/// `Include/object.h` in 3.15).
-pub(crate) const IMMORTAL_FLAGS: u16 = 1;
-/// `_Py_STATICALLY_ALLOCATED_FLAG` (`Include/refcount.h` 3.14,
-/// `Include/object.h` 3.15).
-pub(crate) const STATICALLY_ALLOCATED_FLAG: u16 = 4;
-
-pub(crate) const HAS_IMMORTALITY: bool = true;
+crate::layout::facts! {
+    /// `_Py_IMMORTAL_INITIAL_REFCNT`: `3ULL << 30` (`Include/refcount.h`, gh-125174).
+    IMMORTAL_INITIAL_REFCNT: u32 = 3 << 30 => "_Py_IMMORTAL_INITIAL_REFCNT";
+    /// `_Py_IMMORTAL_MINIMUM_REFCNT`: `1ULL << 31` (`Include/refcount.h`).
+    IMMORTAL_MINIMUM_REFCNT: u32 = 1 << 31 => "_Py_IMMORTAL_MINIMUM_REFCNT";
+    /// `_Py_IMMORTAL_FLAGS`: bit 0 of `ob_flags` (`Include/refcount.h` in 3.14,
+    /// `Include/object.h` in 3.15).
+    IMMORTAL_FLAGS: u16 = 1 => "_Py_IMMORTAL_FLAGS";
+    /// `_Py_STATICALLY_ALLOCATED_FLAG` (`Include/refcount.h` 3.14, `Include/object.h`
+    /// 3.15).
+    STATICALLY_ALLOCATED_FLAG: u16 = 4 => "_Py_STATICALLY_ALLOCATED_FLAG";
+    /// Immortal objects exist from 3.12 on (PEP 683, gh-84436).
+    HAS_IMMORTALITY: bool = true => "PY_VERSION_HEX >= 0x030C0000";
+    /// Dicts must stay GC-tracked (`dict_merge_api` asserts it, gh-153051), and the 3.14+
+    /// GC untracks every immortal it meets, so dicts are refused.
+    DICTS_CAN_BE_IMMORTAL: bool = false => "PY_VERSION_HEX < 0x030E0000";
+}
 
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`, i.e. at least
 /// `_Py_IMMORTAL_MINIMUM_REFCNT`.
@@ -58,10 +64,19 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
 /// `ob_refcnt = _Py_IMMORTAL_INITIAL_REFCNT`, as `_Py_SetImmortalUntracked`
 /// does (`Objects/object.c` 3.14).
 ///
+/// The object may hold several references (`pyimmortal_Immortalize` accepts
+/// any count under the GIL). Every reference stays valid, since an immortal
+/// object is never freed, and a later decref through any of them leaves it
+/// immortal. Both callers untrack the object first: the 3.14 GC untracks
+/// the immortals it meets, and dicts, which must stay tracked, are refused.
+///
 /// # Safety
-/// `op` must be live, uniquely referenced and untracked; GIL held.
+/// `op` must point to a live object and the caller must hold the GIL, so
+/// that no other thread reads or writes the refcount word during the
+/// stores.
 pub unsafe fn write_immortal(op: *mut PyObject) {
-    // SAFETY: per the contract above, nobody else reads these fields now.
+    // SAFETY: live object, and the GIL keeps every other thread off the
+    // word (caller's contract).
     unsafe {
         (*head(op)).ob_flags = IMMORTAL_FLAGS;
         (*head(op)).ob_refcnt = IMMORTAL_INITIAL_REFCNT;
@@ -94,9 +109,11 @@ pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusa
 /// objects are left alone.
 ///
 /// # Safety
-/// `op` must be live and immortal; GIL held.
+/// `op` must point to a live, immortal object and the caller must hold the
+/// GIL.
 pub unsafe fn normalize_immortal(op: *mut PyObject) {
-    // SAFETY: per the contract above.
+    // SAFETY: live object, and the GIL keeps every other thread off the
+    // word (caller's contract).
     unsafe {
         let h = head(op);
         if (*h).ob_flags & STATICALLY_ALLOCATED_FLAG != 0 {

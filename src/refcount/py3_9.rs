@@ -2,21 +2,26 @@
 //!
 //! `PyObject` is `{ Py_ssize_t ob_refcnt; PyTypeObject *ob_type; }`
 //! (`Include/object.h`). `Py_TRACE_REFS` builds prepend two pointers and are
-//! refused by the oracle. These versions have no immortal objects: PEP 683
+//! refused by the layout check. These versions have no immortal objects: PEP 683
 //! (gh-84436) arrived in 3.12.
 
 use super::head;
-use crate::cpython::PyObject;
+use crate::ffi::PyObject;
 
-/// `PyObject` in CPython 3.9-3.11, `Include/object.h`.
-#[repr(C)]
-pub struct ObjectHead {
-    pub ob_refcnt: isize,
-    pub ob_type: *mut PyObject,
+crate::layout::object_head! {
+    /// `PyObject` in CPython 3.9-3.11, `Include/object.h`.
+    pub struct ObjectHead {
+        pub ob_refcnt: isize,
+        pub ob_type: *mut PyObject,
+    }
 }
 
-/// No immortality before 3.12 (PEP 683, gh-84436).
-pub(crate) const HAS_IMMORTALITY: bool = false;
+crate::layout::facts! {
+    /// No immortality before 3.12 (PEP 683, gh-84436).
+    HAS_IMMORTALITY: bool = false => "PY_VERSION_HEX >= 0x030C0000";
+    /// Never consulted: nothing can be made immortal before 3.12.
+    DICTS_CAN_BE_IMMORTAL: bool = true => "PY_VERSION_HEX < 0x030E0000";
+}
 
 /// Always false: nothing is immortal before 3.12.
 ///
@@ -35,10 +40,11 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
     unsafe { (*head(op)).ob_refcnt == 1 }
 }
 
-/// Never called: there is no immortal encoding to write.
+/// Never called: there is no immortal encoding to write, and callers check
+/// [`HAS_IMMORTALITY`] first. Panics.
 ///
 /// # Safety
-/// Not callable in practice; see [`HAS_IMMORTALITY`].
+/// None; the signature is that of the other targets.
 pub unsafe fn write_immortal(_op: *mut PyObject) {
     unreachable!("CPython before 3.12 has no immortal objects")
 }
@@ -55,14 +61,12 @@ pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
 ///
 /// # Safety
 /// `op` must point to a live object and the caller must hold the GIL.
-pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
-    // SAFETY: live object, GIL held.
-    let _ = unsafe { (*head(op)).ob_refcnt };
+pub unsafe fn owned_references(_op: *mut PyObject) -> Result<isize, super::Refusal> {
     Err(super::Refusal::NoImmortality)
 }
 
-/// Nothing is immortal before 3.12.
+/// Nothing is immortal before 3.12: does nothing.
 ///
 /// # Safety
-/// Not callable in practice; see [`HAS_IMMORTALITY`].
+/// None; the signature is that of the other targets.
 pub unsafe fn normalize_immortal(_op: *mut PyObject) {}

@@ -1,0 +1,67 @@
+//! The raw C interface to CPython: opaque types and the `extern "C"`
+//! declarations of the few functions and data that pyimmortal imports.
+//!
+//! This module is a leaf: it uses nothing else in the crate. Everything here
+//! is unsafe to use directly; [`crate::cpython`] wraps it with documented
+//! obligations. cbindgen does not read this module (see `lib.rs`), so none
+//! of these declarations reach `include/pyimmortal.h`: C code gets them from
+//! `Python.h`.
+
+use std::ffi::{c_char, c_int, c_ulong, c_void};
+
+/// CPython's `PyObject`, opaque here: its layout lives in
+/// [`crate::refcount::ObjectHead`]. The header uses `Python.h`'s own type.
+#[repr(C)]
+pub struct PyObject {
+    _private: [u8; 0],
+}
+
+/// `Py_ssize_t`; the header uses `Python.h`'s.
+pub type Py_ssize_t = isize;
+
+/// `visitproc` (`Include/object.h`).
+pub type visitproc = Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>;
+
+/// Opaque `PyInterpreterState`.
+#[repr(C)]
+pub struct PyInterpreterState {
+    _private: [u8; 0],
+}
+
+/// Opaque `PyThreadState`.
+#[repr(C)]
+pub struct PyThreadState {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    // Stable ABI since 3.2.
+    pub fn PyType_GetFlags(ty: *mut PyObject) -> c_ulong;
+    // Public since 3.9 (bpo-40241).
+    pub fn PyObject_GC_IsTracked(op: *mut PyObject) -> c_int;
+    pub fn PyObject_GC_UnTrack(op: *mut c_void);
+    // Public since 3.9 (bpo-40241).
+    pub fn PyObject_GC_IsFinalized(op: *mut PyObject) -> c_int;
+    // Stable ABI; accepts static types from 3.10 on (bpo-41073).
+    pub fn PyType_GetSlot(ty: *mut PyObject, slot: c_int) -> *mut c_void;
+    pub fn Py_GetVersion() -> *const c_char;
+    pub fn PyErr_SetString(exc: *mut PyObject, msg: *const c_char);
+    pub fn PyErr_Occurred() -> *mut PyObject;
+    pub fn PyInterpreterState_Get() -> *mut PyInterpreterState;
+    pub fn PyInterpreterState_GetID(interp: *mut PyInterpreterState) -> i64;
+    pub fn PyInterpreterState_ThreadHead(interp: *mut PyInterpreterState) -> *mut PyThreadState;
+    pub fn PyThreadState_Next(t: *mut PyThreadState) -> *mut PyThreadState;
+    pub fn PyThreadState_Get() -> *mut PyThreadState;
+    pub fn Py_AtExit(func: Option<extern "C" fn()>) -> c_int;
+    pub static mut PyExc_TypeError: *mut PyObject;
+    pub static mut PyExc_RuntimeError: *mut PyObject;
+    pub static mut PyExc_SystemError: *mut PyObject;
+    pub static mut PyExc_NotImplementedError: *mut PyObject;
+}
+
+#[cfg(Py_GIL_DISABLED)]
+extern "C" {
+    /// `_Py_ThreadId()` as the target's headers define it
+    /// (`src/cpython/thread_id.c`).
+    pub fn pyimmortal_sys_thread_id() -> usize;
+}

@@ -1,0 +1,67 @@
+//! Why pyimmortal refuses to make an object immortal, and the exception that
+//! `pyimmortal_ImmortalizeChecked` raises for each reason.
+
+use crate::cpython::Exception;
+use std::ffi::CStr;
+
+/// Why pyimmortal refuses to make an object immortal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// CPython before 3.12 has no immortal objects.
+    NoImmortality,
+    /// `str` and subclasses: an immortal string must be interned.
+    Str,
+    /// A type whose objects break when untracked by the GC.
+    TypeCannotBeImmortal,
+    /// Free-threaded: the object is owned by another thread.
+    NotOwned,
+    /// Free-threaded: other threads hold references (shared count or flags).
+    SharedWithThreads,
+    /// Free-threaded: more than one reference while other threads exist.
+    OtherThreadsExist,
+    /// Free-threaded: deferred reference counting is on.
+    Deferred,
+    /// A GC object whose finalizer has not finished: it may be running from
+    /// the object's deallocator, where the object must stay GC-tracked.
+    FinalizerPending,
+}
+
+impl Refusal {
+    /// The message and exception for each refusal.
+    pub fn error(self) -> (Exception, &'static CStr) {
+        match self {
+            Self::NoImmortality => (
+                Exception::NotImplementedError,
+                c"pyimmortal: this CPython has no immortal objects (they exist from CPython 3.12 on, PEP 683)",
+            ),
+            Self::Str => (
+                Exception::TypeError,
+                c"pyimmortal: str objects cannot be made immortal; intern the string instead (PyUnicode_InternInPlace() or sys.intern())",
+            ),
+            Self::TypeCannotBeImmortal => (
+                Exception::TypeError,
+                c"pyimmortal: dict objects cannot be made immortal on CPython 3.14+: a dict must stay tracked by the garbage collector (gh-153051)",
+            ),
+            Self::NotOwned => (
+                Exception::RuntimeError,
+                c"pyimmortal: the object is owned by another thread; make it immortal on the thread that created it",
+            ),
+            Self::SharedWithThreads => (
+                Exception::RuntimeError,
+                c"pyimmortal: other threads hold references to the object (its shared reference count is not zero, or references are queued for merging)",
+            ),
+            Self::OtherThreadsExist => (
+                Exception::RuntimeError,
+                c"pyimmortal: the object has more than one reference while other threads exist; make it immortal before starting threads, or while it is uniquely referenced",
+            ),
+            Self::FinalizerPending => (
+                Exception::RuntimeError,
+                c"pyimmortal: the object's finalizer (__del__ or tp_finalize) has not finished running: it may be running now from the object's deallocation, where CPython requires the object to stay tracked by the garbage collector; an object can be made immortal once its finalizer has run",
+            ),
+            Self::Deferred => (
+                Exception::RuntimeError,
+                c"pyimmortal: the object uses deferred reference counting (on free-threaded builds: heap types, modules, functions, code objects)",
+            ),
+        }
+    }
+}
