@@ -1,8 +1,9 @@
 //! Interpreter discovery and the table of supported CPython targets.
 //!
-//! This file is shared by `build.rs` and by the crate's unit tests
-//! (`src/lib.rs` includes it under `cfg(test)`), so everything here is pure
-//! logic over strings: running the interpreter happens in `build.rs`.
+//! This file is shared by `build.rs`, `systest/build.rs` and the crate's unit
+//! tests (`src/lib.rs` includes it under `cfg(test)`). The interpreter is
+//! asked by `build/probe.py`, the one probe script of the repository,
+//! embedded here at compile time.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,29 +19,18 @@ pub const MAX_MINOR: u32 = 15;
 /// Oldest minor version with a free-threaded build (PEP 703, 3.13).
 pub const MIN_FT_MINOR: u32 = 13;
 
-/// Python code run by the target interpreter. It prints `key=value` lines.
-pub const PROBE_SCRIPT: &str = r#"
-import struct, sys, sysconfig
-paths = sysconfig.get_paths()
-v = sys.version_info
-level = {"alpha": 0xA, "beta": 0xB, "candidate": 0xC, "final": 0xF}[v.releaselevel]
-print("version_hex=%d" % ((v.major << 24) | (v.minor << 16) | (v.micro << 8) | (level << 4) | v.serial))
-print("gil_disabled=%d" % int(bool(sysconfig.get_config_var("Py_GIL_DISABLED"))))
-print("py_debug=%d" % int(bool(sysconfig.get_config_var("Py_DEBUG")) or hasattr(sys, "gettotalrefcount")))
-print("pointer_width=%d" % (8 * struct.calcsize("P")))
-print("byteorder=%s" % sys.byteorder)
-print("include=%s" % paths["include"])
-print("platinclude=%s" % paths["platinclude"])
-print("executable=%s" % sys.executable)
-print("libdir=%s" % (sysconfig.get_config_var("LIBDIR") or ""))
-print("ldlibrary=%s" % (sysconfig.get_config_var("LDLIBRARY") or ""))
-"#;
+/// `build/probe.py`: Python code run by the target interpreter
+/// (`python -I -c PROBE_SCRIPT`). It prints `key=value` lines.
+pub const PROBE_SCRIPT: &str = include_str!("probe.py");
 
-/// What `build.rs` learns from the target interpreter.
+/// What `build.rs` learns from the target interpreter: the keys of
+/// `build/probe.py` that the build needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterpreterConfig {
     pub version_hex: u32,
+    /// `free_threaded`
     pub gil_disabled: bool,
+    /// `debug`
     pub py_debug: bool,
     pub pointer_width: u32,
     pub little_endian: bool,
@@ -53,6 +43,27 @@ pub struct InterpreterConfig {
 }
 
 impl InterpreterConfig {
+    /// Runs [`PROBE_SCRIPT`] on `python` and parses what it prints. The
+    /// error is the message to show, starting with `error:`.
+    pub fn probe(python: &str) -> Result<Self, String> {
+        let out = std::process::Command::new(python)
+            .args(["-I", "-c", PROBE_SCRIPT])
+            .output()
+            .map_err(|e| {
+                format!(
+                    "error: cannot run the target interpreter `{python}`: {e}\n  = help: set {PYTHON_ENV}=/path/to/python"
+                )
+            })?;
+        if !out.status.success() {
+            return Err(format!(
+                "error: the target interpreter `{python}` failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Self::parse(&String::from_utf8_lossy(&out.stdout))
+            .map_err(|e| format!("error: {e} (interpreter `{python}`)"))
+    }
+
     /// Parses the output of [`PROBE_SCRIPT`].
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut map = BTreeMap::new();
@@ -81,8 +92,8 @@ impl InterpreterConfig {
         };
         Ok(Self {
             version_hex: num("version_hex")?,
-            gil_disabled: flag("gil_disabled")?,
-            py_debug: flag("py_debug")?,
+            gil_disabled: flag("free_threaded")?,
+            py_debug: flag("debug")?,
             pointer_width: num("pointer_width")?,
             little_endian: match get("byteorder")?.as_str() {
                 "little" => true,
@@ -240,7 +251,7 @@ mod tests {
 
     fn sample(version_hex: u32, gil_disabled: bool) -> String {
         format!(
-            "version_hex={version_hex}\ngil_disabled={}\npy_debug=0\npointer_width=64\n\
+            "version_hex={version_hex}\nfree_threaded={}\ndebug=0\npointer_width=64\n\
              byteorder=little\ninclude=/inc\nplatinclude=/pinc\nexecutable=/bin/python\n",
             gil_disabled as u8
         )
@@ -264,7 +275,7 @@ mod tests {
     fn missing_and_malformed_keys_are_errors() {
         assert!(InterpreterConfig::parse("version_hex=1").is_err());
         assert!(InterpreterConfig::parse("garbage").is_err());
-        let bad_flag = sample(0x030C01F0, false).replace("gil_disabled=0", "gil_disabled=2");
+        let bad_flag = sample(0x030C01F0, false).replace("free_threaded=0", "free_threaded=2");
         assert!(InterpreterConfig::parse(&bad_flag).is_err());
     }
 
@@ -276,7 +287,7 @@ mod tests {
             assert_eq!(c.version_cfgs().len() as u32, minor - MIN_MINOR + 1);
             assert_eq!(c.version_cfgs().last().unwrap(), &format!("Py_3_{minor}"));
         }
-        for minor in [8, 16, 17] {
+        for minor in [MIN_MINOR - 1, MAX_MINOR + 1, MAX_MINOR + 2] {
             let c = InterpreterConfig::parse(&sample(0x03000000 | (minor << 16), false)).unwrap();
             let err = c.check_supported().unwrap_err().to_string();
             assert!(err.contains("outside the verified range"), "{err}");
@@ -287,8 +298,9 @@ mod tests {
             assert!(c.check_supported().is_ok(), "3.{minor}t");
             assert!(c.cfgs().contains(&"Py_GIL_DISABLED".to_string()));
         }
-        let c = InterpreterConfig::parse(&sample(0x030C0000, true)).unwrap();
-        assert!(c.check_supported().is_err(), "3.12t does not exist");
+        let c = InterpreterConfig::parse(&sample(0x03000000 | ((MIN_FT_MINOR - 1) << 16), true))
+            .unwrap();
+        assert!(c.check_supported().is_err(), "3.{}t", MIN_FT_MINOR - 1);
     }
 
     #[test]
@@ -307,9 +319,30 @@ mod tests {
     fn every_emitted_cfg_is_registered() {
         let known = InterpreterConfig::all_known_cfgs();
         let mut s = sample(0x030F00F0, true);
-        s = s.replace("py_debug=0", "py_debug=1");
+        s = s.replace("debug=0", "debug=1");
         for cfg in InterpreterConfig::parse(&s).unwrap().cfgs() {
             assert!(known.contains(&cfg), "{cfg}");
+        }
+    }
+
+    #[test]
+    fn probe_script_reports_every_key_the_build_reads() {
+        for key in [
+            "version_hex",
+            "free_threaded",
+            "debug",
+            "pointer_width",
+            "byteorder",
+            "include",
+            "platinclude",
+            "executable",
+            "libdir",
+            "ldlibrary",
+        ] {
+            assert!(
+                PROBE_SCRIPT.contains(&format!("(\"{key}\", ")),
+                "build/probe.py does not print `{key}`"
+            );
         }
     }
 }
