@@ -2,8 +2,10 @@
 //!
 //! This file is shared by `build.rs`, `systest/build.rs` and the crate's unit
 //! tests (`src/lib.rs` includes it under `cfg(test)`). The interpreter is
-//! asked by `build/probe.py`, the one probe script of the repository,
-//! embedded here at compile time.
+//! asked by `build/probe.py`, the one probe script of the repository, and the
+//! supported versions are read from the one table,
+//! `[package.metadata.cpython]` in `Cargo.toml`; both are embedded here at
+//! compile time.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,12 +14,94 @@ use std::fmt;
 /// `python3` on `PATH` is used.
 pub const PYTHON_ENV: &str = "PYIMMORTAL_PYTHON";
 
-/// Oldest supported minor version of CPython 3.
-pub const MIN_MINOR: u32 = 9;
-/// Newest supported minor version of CPython 3.
-pub const MAX_MINOR: u32 = 15;
-/// Oldest minor version with a free-threaded build (PEP 703, 3.13).
-pub const MIN_FT_MINOR: u32 = 13;
+/// `Cargo.toml`, whose `[package.metadata.cpython]` table lists the verified
+/// CPython versions.
+const MANIFEST: &str = include_str!("../Cargo.toml");
+
+/// Header of the supported-version table in `Cargo.toml`.
+const TABLE: &str = "[package.metadata.cpython]";
+
+/// Oldest supported minor version of CPython 3 (`min-version`).
+pub const MIN_MINOR: u32 = table_minor(MANIFEST, "min-version");
+/// Newest supported minor version of CPython 3, GIL and free-threaded
+/// (`max-version`).
+pub const MAX_MINOR: u32 = table_minor(MANIFEST, "max-version");
+/// Oldest supported free-threaded minor version (`min-free-threaded-version`).
+pub const MIN_FT_MINOR: u32 = table_minor(MANIFEST, "min-free-threaded-version");
+
+const _: () = assert!(
+    MIN_MINOR <= MIN_FT_MINOR && MIN_FT_MINOR <= MAX_MINOR,
+    "Cargo.toml: [package.metadata.cpython] needs min-version <= min-free-threaded-version <= max-version"
+);
+
+/// Reads `key = "3.N"` from the `[package.metadata.cpython]` table of the
+/// manifest text and returns N. It is a `const fn` so that the table's
+/// values are constants: a missing table or key, or a value not written
+/// `"3.N"`, stops the compilation of the build script.
+pub const fn table_minor(manifest: &str, key: &str) -> u32 {
+    let text = manifest.as_bytes();
+    let key = key.as_bytes();
+    let mut in_table = false;
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = start;
+        while end < text.len() && text[end] != b'\n' {
+            end += 1;
+        }
+        let line = skip_blanks(text, start, end);
+        if line < end && text[line] == b'[' {
+            in_table = has_at(text, line, end, TABLE.as_bytes());
+        } else if in_table && has_at(text, line, end, key) {
+            let eq = skip_blanks(text, line + key.len(), end);
+            // Anything else is a longer key that starts with this one.
+            if eq < end && text[eq] == b'=' {
+                return parse_minor(text, skip_blanks(text, eq + 1, end), end);
+            }
+        }
+        start = end + 1;
+    }
+    panic!("Cargo.toml: a key of [package.metadata.cpython] is missing (min-version, max-version, min-free-threaded-version)")
+}
+
+/// Whether `text[at..end]` starts with `word`.
+const fn has_at(text: &[u8], at: usize, end: usize, word: &[u8]) -> bool {
+    if end - at < word.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < word.len() {
+        if text[at + i] != word[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The first index from `at` on that is not a space or a tab.
+const fn skip_blanks(text: &[u8], mut at: usize, end: usize) -> usize {
+    while at < end && (text[at] == b' ' || text[at] == b'\t') {
+        at += 1;
+    }
+    at
+}
+
+/// N from `"3.N"` at `text[at..]`; what follows the closing quote is not read.
+const fn parse_minor(text: &[u8], at: usize, end: usize) -> u32 {
+    if !has_at(text, at, end, b"\"3.") {
+        panic!("Cargo.toml: [package.metadata.cpython] values must be written \"3.N\"");
+    }
+    let mut i = at + 3;
+    let mut minor = 0;
+    while i < end && text[i].is_ascii_digit() {
+        minor = minor * 10 + (text[i] - b'0') as u32;
+        i += 1;
+    }
+    if i == at + 3 || i >= end || text[i] != b'"' {
+        panic!("Cargo.toml: [package.metadata.cpython] values must be written \"3.N\"");
+    }
+    minor
+}
 
 /// `build/probe.py`: Python code run by the target interpreter
 /// (`python -I -c PROBE_SCRIPT`). It prints `key=value` lines.
@@ -342,6 +426,64 @@ mod tests {
             assert!(
                 PROBE_SCRIPT.contains(&format!("(\"{key}\", ")),
                 "build/probe.py does not print `{key}`"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_the_version_table() {
+        let manifest = "[package]\nname = \"x\"\nmax-version = \"3.99\"\n\n\
+                        [package.metadata.cpython]\n# comment\n\
+                        min-version = \"3.9\"\n  max-version=\"3.15\" # inclusive\n\
+                        min-version-extra = \"3.1\"\n\
+                        [package.metadata.other]\nmin-free-threaded-version = \"3.1\"\n\
+                        [package.metadata.cpython]\nmin-free-threaded-version = \"3.13\"";
+        assert_eq!(table_minor(manifest, "min-version"), 9);
+        assert_eq!(table_minor(manifest, "max-version"), 15);
+        assert_eq!(table_minor(manifest, "min-free-threaded-version"), 13);
+    }
+
+    #[test]
+    #[should_panic(expected = "is missing")]
+    fn a_missing_table_entry_is_an_error() {
+        table_minor(
+            "[package.metadata.cpython]\nmin-version = \"3.9\"\n",
+            "max-version",
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "must be written")]
+    fn a_malformed_table_entry_is_an_error() {
+        table_minor(
+            "[package.metadata.cpython]\nmax-version = 15\n",
+            "max-version",
+        );
+    }
+
+    /// `include/pyimmortal.h` cannot read Cargo.toml: its `#error` range is
+    /// written in cbindgen.toml's `after_includes` and must say what the
+    /// table says.
+    #[test]
+    fn header_range_matches_the_version_table() {
+        let header = include_str!("../include/pyimmortal.h");
+        for line in [
+            format!(
+                "#if PY_MAJOR_VERSION != 3 || PY_MINOR_VERSION < {MIN_MINOR} || PY_MINOR_VERSION > {MAX_MINOR}"
+            ),
+            format!(
+                "#  error \"pyimmortal supports CPython 3.{MIN_MINOR} to 3.{MAX_MINOR}; this Python.h is outside that range\""
+            ),
+            format!("#if defined(Py_GIL_DISABLED) && PY_MINOR_VERSION < {MIN_FT_MINOR}"),
+            format!(
+                "#  error \"pyimmortal: free-threaded CPython exists from 3.{MIN_FT_MINOR} on\""
+            ),
+        ] {
+            assert!(
+                header.lines().any(|l| l == line),
+                "include/pyimmortal.h lacks `{line}`, which Cargo.toml's \
+                 [package.metadata.cpython] implies: edit the range in cbindgen.toml \
+                 and run scripts/regen-header.sh"
             );
         }
     }
