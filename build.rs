@@ -9,10 +9,10 @@ mod layout_probe;
 #[path = "build/python_config.rs"]
 mod python_config;
 
-use python_config::{InterpreterConfig, PROBE_SCRIPT, PYTHON_ENV};
+use python_config::{InterpreterConfig, PYTHON_ENV};
 use std::env;
 use std::path::PathBuf;
-use std::process::{exit, Command};
+use std::process::exit;
 
 /// Reads an environment variable and tells cargo to rerun when it changes.
 fn env_var(name: &str) -> Option<String> {
@@ -25,23 +25,9 @@ fn fail(msg: &str) -> ! {
     exit(1);
 }
 
+/// Asks the target interpreter with `build/probe.py` (see `build/python_config.rs`).
 fn probe(python: &str) -> InterpreterConfig {
-    let out = Command::new(python)
-        .args(["-I", "-c", PROBE_SCRIPT])
-        .output()
-        .unwrap_or_else(|e| {
-            fail(&format!(
-                "error: cannot run the target interpreter `{python}`: {e}\n  = help: set {PYTHON_ENV}=/path/to/python"
-            ))
-        });
-    if !out.status.success() {
-        fail(&format!(
-            "error: the target interpreter `{python}` failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    InterpreterConfig::parse(&String::from_utf8_lossy(&out.stdout))
-        .unwrap_or_else(|e| fail(&format!("error: {e} (interpreter `{python}`)")))
+    InterpreterConfig::probe(python).unwrap_or_else(|e| fail(&e))
 }
 
 fn main() {

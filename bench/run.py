@@ -25,7 +25,8 @@ matplotlib is installed (bench/report.py). --smoke builds and runs every
 configuration once with a tiny iteration count and 2 threads, checks what the
 pyimmortal calls returned, and never looks at timings.
 
-Runs on any CPython 3.9-3.15 (GIL, free-threaded or debug); needs CMake.
+Runs on every CPython target that pyimmortal builds for (GIL, free-threaded
+or debug; Cargo.toml's [package.metadata.cpython]); needs CMake.
 """
 
 import argparse
@@ -53,18 +54,7 @@ WORKER = os.path.join(HERE, "worker.py")
 MODES = ["mortal", "immortal", "deferred"]
 GC_KERNELS = {"capsule-gc", "callable", "singleton"}
 
-PROBE_SCRIPT = r"""
-import json, os, sys, sysconfig
-ft = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-debug = hasattr(sys, "gettotalrefcount")
-print(json.dumps({
-    "version": sys.version.replace("\n", " "),
-    "version_info": list(sys.version_info[:3]),
-    "tag": "%d.%d%s%s" % (sys.version_info[:2] + ("t" if ft else "", "d" if debug else "")),
-    "free_threaded": ft, "debug": debug, "cpu_count": os.cpu_count(),
-    "executable": sys.executable,
-}))
-"""
+PROBE = os.path.join(REPO, "build", "probe.py")
 
 
 def log(msg=""):
@@ -74,11 +64,23 @@ def log(msg=""):
 # ---- Interpreters and builds ---------------------------------------------
 
 def probe_interpreter(python):
-    out = subprocess.run([python, "-I", "-c", PROBE_SCRIPT], stdout=subprocess.PIPE,
+    """What the benchmark needs to know about python, from build/probe.py."""
+    out = subprocess.run([python, "-I", PROBE], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, universal_newlines=True)
     if out.returncode != 0:
         raise SystemExit("cannot run %s:\n%s" % (python, out.stderr))
-    return dict(json.loads(out.stdout), python=python)
+    facts = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    hexversion = int(facts["version_hex"])
+    return {
+        "python": python,
+        "version": facts["sys_version"],
+        "version_info": [hexversion >> 24, (hexversion >> 16) & 0xFF, (hexversion >> 8) & 0xFF],
+        "tag": facts["tag"],
+        "free_threaded": facts["free_threaded"] == "1",
+        "debug": facts["debug"] == "1",
+        "cpu_count": int(facts["cpu_count"]) or None,
+        "executable": facts["executable"],
+    }
 
 
 def build(info, build_root, jobs, library=None):

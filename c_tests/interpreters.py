@@ -1,8 +1,11 @@
 """Host set-up and the interpreters that the test runner and the demo use.
 
-Sources of interpreters, in the order they are listed:
+Every interpreter is asked with the repository's one probe, build/probe.py,
+and only the versions of the supported-version table, Cargo.toml's
+[package.metadata.cpython], are looked for. Sources of interpreters, in the
+order they are listed:
 
-- pyenv's CPython 3.9 and later;
+- pyenv's CPython, from the oldest supported version on;
 - ``python3.X`` (also ``python3.Xt``, ``python3.Xd``) on ``PATH``, for
   versions pyenv does not already give;
 - free-threaded interpreters built from CPython source release tarballs
@@ -34,11 +37,43 @@ SID_STAMP = SID_ROOT / ".pyimmortal-provisioned-v1"
 SID_EXEC = REPO / "scripts" / "sid-exec.sh"
 PROVISION_SID = REPO / "scripts" / "provision-sid.sh"
 
-PROBE = (
-    "import sys, sysconfig; print(sys.version_info[0], sys.version_info[1], "
-    "sys.version.split()[0], int(bool(sysconfig.get_config_var('Py_GIL_DISABLED'))), "
-    "int(hasattr(sys, 'gettotalrefcount')))"
-)
+PROBE = REPO / "build" / "probe.py"
+MANIFEST = REPO / "Cargo.toml"
+
+
+@dataclass(frozen=True)
+class Supported:
+    """Cargo.toml's [package.metadata.cpython]: the supported minor versions of CPython 3."""
+    min_minor: int                  # min-version
+    max_minor: int                  # max-version, GIL and free-threaded
+    min_free_threaded_minor: int    # min-free-threaded-version
+
+    def free_threaded_targets(self):
+        return ["3.%dt" % m for m in range(self.min_free_threaded_minor, self.max_minor + 1)]
+
+
+def supported_versions(manifest=MANIFEST):
+    """Reads the table the way build/python_config.rs does: `key = "3.N"` lines."""
+    values, in_table = {}, False
+    for line in Path(manifest).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("["):
+            in_table = line == "[package.metadata.cpython]"
+        elif in_table and "=" in line:
+            key, value = (part.strip() for part in line.split("=", 1))
+            m = re.fullmatch(r'"3\.(\d+)"', value)
+            if not m:
+                raise SystemExit('%s: [package.metadata.cpython] %s must be written "3.N"'
+                                 % (manifest, key))
+            values[key] = int(m.group(1))
+    try:
+        return Supported(values["min-version"], values["max-version"],
+                         values["min-free-threaded-version"])
+    except KeyError as e:
+        raise SystemExit("%s: [package.metadata.cpython] lacks %s" % (manifest, e))
+
+
+SUPPORTED = supported_versions()
 
 
 def log(msg):
@@ -140,11 +175,24 @@ class Interpreter:
     python: str          # path as seen where it runs
     where: str           # "host" or "sid"
     why: str             # where it was found
-    minor: int = 0
-    version: str = ""
-    free_threaded: bool = False
-    debug: bool = False
-    extra: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)   # build/probe.py's key=value lines
+
+    @property
+    def minor(self):
+        return int(self.facts["version_minor"])
+
+    @property
+    def version(self):
+        """The release, such as "3.13.0rc2"."""
+        return self.facts["release"]
+
+    @property
+    def free_threaded(self):
+        return self.facts["free_threaded"] == "1"
+
+    @property
+    def debug(self):
+        return self.facts["debug"] == "1"
 
     @property
     def prefix(self):
@@ -154,37 +202,41 @@ class Interpreter:
     @property
     def target(self):
         """The library target it needs: "3.14" or "3.14t" (debug builds share it)."""
-        return "3.%d%s" % (self.minor, "t" if self.free_threaded else "")
+        return self.facts["target"]
 
     @property
     def tag(self):
-        return self.target + ("d" if self.debug else "")
+        """The target, plus "d" for a debug build."""
+        return self.facts["tag"]
 
     def run(self, cmd, **kw):
         return subprocess.run(self.prefix + [str(c) for c in cmd], **kw)
 
 
 def probe(python, where="host"):
-    """(minor, version, free_threaded, debug) or None if it cannot run."""
-    cmd = ([str(SID_EXEC)] if where == "sid" else []) + [python, "-I", "-c", PROBE]
+    """build/probe.py's facts about python as a dict, or None if it cannot run.
+
+    The script goes in with -c: inside the sid root only the checkout that
+    contains the current directory is mounted, and that need not be this one.
+    """
+    cmd = ([str(SID_EXEC)] if where == "sid" else []) + [python, "-I", "-c", PROBE.read_text()]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:
         return None
-    major, minor, version, ft, debug = out.stdout.split()
-    if major != "3":
+    facts = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    if not facts.get("version", "").startswith("3."):
         return None
-    return int(minor), version, ft == "1", debug == "1"
+    return facts
 
 
 def make(name, python, where, why):
-    info = probe(python, where)
-    if info is None:
+    facts = probe(python, where)
+    if facts is None:
         return None
-    minor, version, ft, debug = info
-    return Interpreter(name, python, where, why, minor, version, ft, debug)
+    return Interpreter(name, python, where, why, facts)
 
 
 def from_pyenv():
@@ -195,7 +247,7 @@ def from_pyenv():
     found = []
     for v in bare.split():
         m = re.fullmatch(r"3\.(\d+)\.\d+(t?)", v)
-        if not m or int(m.group(1)) < 9:
+        if not m or int(m.group(1)) < SUPPORTED.min_minor:
             continue
         prefix = subprocess.run([pyenv, "prefix", v], capture_output=True, text=True).stdout.strip()
         exe = Path(prefix) / "bin" / ("python3.%s%s" % (m.group(1), m.group(2)))
@@ -222,7 +274,7 @@ def from_path():
                 continue
             seen.add(os.path.realpath(exe))
             it = make("path", exe, "host", "%s on PATH" % name)
-            if it and it.minor >= 9:
+            if it and it.minor >= SUPPORTED.min_minor:
                 it.name = row_name("path", it)
                 found.append(it)
     return found
@@ -241,7 +293,7 @@ def from_sid():
     if not sid_provisioned():
         return []
     found = []
-    for minor in (13, 14, 15):
+    for minor in range(SUPPORTED.min_minor, SUPPORTED.max_minor + 1):
         for d in ("", "d"):
             exe = "/usr/bin/python3.%d%s" % (minor, d)
             if (SID_ROOT / exe.lstrip("/")).exists():
@@ -332,8 +384,8 @@ def build_free_threaded(tarball, debug=False):
                       if re.search(r"/python3\.\d+td?$", p))
         if not exes:
             raise RuntimeError("no python3.Xt in %s/bin; see %s" % (prefix, logfile))
-        info = probe(exes[0])
-        if info is None or not info[2] or info[3] != debug:
+        facts = probe(exes[0])
+        if facts is None or facts["free_threaded"] != "1" or (facts["debug"] == "1") != debug:
             raise RuntimeError("%s is not the %s build it should be" % (exes[0], "debug" if debug else "release"))
         tmp = prefix / ".pyimmortal-complete.tmp"
         tmp.write_text(json.dumps({"python": exes[0], "tarball": str(tarball),
@@ -346,7 +398,7 @@ def build_free_threaded(tarball, debug=False):
 def source_builds(directory):
     """[(tarball, debug)]: a free-threaded build of each release, and a debug one of the newest."""
     found = tarballs(directory)
-    wanted = [(p, False) for version, p in found if version[1] >= 13]
+    wanted = [(p, False) for version, p in found if version[1] >= SUPPORTED.min_free_threaded_minor]
     if wanted:
         wanted.append((wanted[-1][0], True))
     return wanted

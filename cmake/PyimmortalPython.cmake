@@ -1,4 +1,6 @@
-# Reads what pyimmortal needs from the target interpreter's sysconfig.
+# Reads what pyimmortal needs from the target interpreter, with the
+# repository's one interpreter probe, build/probe.py (its docstring lists the
+# keys; each key becomes PYIMMORTAL_PY_<KEY>, such as PYIMMORTAL_PY_TARGET).
 # FindPython is not used: the free-threaded ("t") and debug ("d") builds of
 # 3.13+ are not known to the CMake versions that Debian stable ships.
 #
@@ -7,43 +9,25 @@
 #      flags for an extension module) and pyimmortal::python_embed (compile
 #      and link flags for a program that embeds the interpreter).
 
-set(_probe [=[
-import sys, sysconfig
-v = sysconfig.get_config_var
-p = sysconfig.get_paths()
-out = {
-    "VERSION": "%d.%d" % sys.version_info[:2],
-    "VERSION_MINOR": str(sys.version_info[1]),
-    "TARGET": "%d.%d%s" % (sys.version_info[0], sys.version_info[1], "t" if v("Py_GIL_DISABLED") else ""),
-    "FREE_THREADED": "1" if v("Py_GIL_DISABLED") else "0",
-    "DEBUG": "1" if hasattr(sys, "gettotalrefcount") else "0",
-    "INCLUDE": p["include"],
-    "PLATINCLUDE": p["platinclude"],
-    "LIBDIR": v("LIBDIR") or "",
-    "LDLIBRARY": v("LDLIBRARY") or "",
-    "LIBS": " ".join(((v("LIBS") or "") + " " + (v("SYSLIBS") or "")).split()),
-    "EXT_SUFFIX": v("EXT_SUFFIX") or ".so",
-    "BASE_PREFIX": sys.base_prefix,
-}
-for k, val in out.items():
-    print("%s=%s" % (k, val))
-]=])
-
+set(_pyimmortal_probe "${CMAKE_CURRENT_LIST_DIR}/../build/probe.py")
 execute_process(
-  COMMAND "${PYIMMORTAL_PYTHON}" -I -c "${_probe}"
+  COMMAND "${PYIMMORTAL_PYTHON}" -I "${_pyimmortal_probe}"
   OUTPUT_VARIABLE _out
   ERROR_VARIABLE _err
   RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0)
   message(FATAL_ERROR "pyimmortal: cannot run ${PYIMMORTAL_PYTHON}: ${_err}")
 endif()
-string(REPLACE "\n" ";" _lines "${_out}")
-foreach(_line IN LISTS _lines)
-  if(_line MATCHES "^([A-Z_]+)=(.*)$")
-    # Cached so that projects using add_subdirectory() see them too.
-    set(PYIMMORTAL_PY_${CMAKE_MATCH_1} "${CMAKE_MATCH_2}" CACHE INTERNAL "")
-  endif()
-endforeach()
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_pyimmortal_probe}")
+# Line by line without turning the output into a CMake list, which would
+# split a value at ';' and mind its '[' and ']'.
+while(_out MATCHES "^([a-z_]+)=([^\n]*)\n(.*)$")
+  string(TOUPPER "${CMAKE_MATCH_1}" _key)
+  set(_value "${CMAKE_MATCH_2}")
+  set(_out "${CMAKE_MATCH_3}")
+  # Cached so that projects using add_subdirectory() see them too.
+  set(PYIMMORTAL_PY_${_key} "${_value}" CACHE INTERNAL "")
+endwhile()
 message(STATUS "pyimmortal: target CPython ${PYIMMORTAL_PY_TARGET} (${PYIMMORTAL_PYTHON})")
 
 add_library(pyimmortal_python_module INTERFACE)

@@ -31,7 +31,7 @@ def choose(argv):
     found = [it for it in interp.from_path() + interp.from_pyenv() + interp.cached_source_builds()
              + interp.from_sid() if not it.debug]
     if not found:
-        return None, "no CPython 3.9+ found"
+        return None, "no CPython 3.%d+ found" % interp.SUPPORTED.min_minor
     # max() keeps the first of equal keys, so the source order above breaks ties.
     best = max(found, key=lambda it: (it.minor, it.free_threaded))
     names = ", ".join(sorted({it.tag for it in found}, key=lambda t: (int(t[2:].rstrip("t")), t)))

@@ -167,10 +167,8 @@ def cross_target(row, lib):
     work = row.dir / "cross"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    info = row.it.run([row.it.python, "-c", "import sysconfig as s; p = s.get_paths(); "
-                       "print(p['include'], p['platinclude'], s.get_config_var('EXT_SUFFIX'))"],
-                      capture_output=True, text=True).stdout.split()
-    inc, platinc, suffix = info
+    facts = row.it.facts
+    inc, platinc, suffix = facts["include"], facts["platinclude"], facts["ext_suffix"]
     symbol = "pyimmortal_abi_cpython_%s" % row.it.target.replace(".", "_")
 
     def build_and_import(*defines):
@@ -240,18 +238,24 @@ def repo_checks():
         for name, cmd in steps:
             if subprocess.run([str(c) for c in cmd], cwd=REPO, stdout=f, stderr=subprocess.STDOUT).returncode:
                 return "failed", name
-    # An unverified target must be refused with a message, never built.
+    # An unverified target must be refused with a message, never built: the
+    # first version after the table's range, through a stand-in interpreter.
+    unverified = "3.%d" % (interp.SUPPORTED.max_minor + 1)
+    fake = REPO / "c_tests" / "unverified" / ("fake-python" + unverified)
+    if not fake.is_file():
+        return "failed", "no stand-in %s for CPython %s, the first version after the range" % (
+            fake.relative_to(REPO), unverified)
     out = subprocess.run(["cargo", "build", "--locked", "--lib", "--target-dir", REPO / "_build" / "unverified"],
                          cwd=REPO, capture_output=True, text=True,
-                         env=dict(os.environ, PYIMMORTAL_PYTHON=str(REPO / "c_tests/unverified/fake-python3.16")))
+                         env=dict(os.environ, PYIMMORTAL_PYTHON=str(fake)))
     with open(log, "a") as f:
         f.write(out.stderr)
     if out.returncode == 0:
-        return "failed", "building for CPython 3.16 succeeded"
-    for want in ("cannot be built for CPython 3.16", "outside the verified range", "unverified"):
+        return "failed", "building for CPython %s succeeded" % unverified
+    for want in ("cannot be built for CPython " + unverified, "outside the verified range", "unverified"):
         if want not in out.stderr:
-            return "failed", "the 3.16 refusal does not say %r" % want
-    return "passed", "fmt, clippy, header, 3.16 refused"
+            return "failed", "the %s refusal does not say %r" % (unverified, want)
+    return "passed", "fmt, clippy, header, %s refused" % unverified
 
 
 # --- main --------------------------------------------------------------------------
@@ -346,7 +350,7 @@ def main():
                 notes.append("%s %s: %s %s" % (row.it.name, s, status, detail))
         lines.append("| %s | %s |" % (row.it.name, " | ".join(cells)))
     covered = {r.it.target for r in rows}
-    for t in ("3.13t", "3.14t", "3.15t"):
+    for t in interp.SUPPORTED.free_threaded_targets():
         if t not in covered and not args.python:
             lines.append("| %s (no interpreter; give its source release in PYIMMORTAL_CPYTHON_SOURCES) | %s |"
                          % (t, " | ".join("skipped" for _ in shown)))
