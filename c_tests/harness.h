@@ -1,7 +1,12 @@
 /* Shared helpers for the embedding tests: each test program starts an
  * interpreter, runs its cases with checks that are always on, and finalizes
- * the interpreter. A program exits 77 (ctest's SKIP_RETURN_CODE) for a case
- * that does not apply to the running target. */
+ * the interpreter.
+ *
+ * A case that does not apply to the running target (a version or flavor
+ * without the behaviour it checks) calls SKIP(reason) and returns; RUN
+ * reports it as "skipped (reason)". A program whose every case was skipped,
+ * or that does not apply as a whole, exits 77, which CMakeLists.txt declares
+ * as ctest's SKIP_RETURN_CODE, so that ctest reports it as skipped. */
 #ifndef PYIMMORTAL_HARNESS_H
 #define PYIMMORTAL_HARNESS_H
 
@@ -13,9 +18,13 @@
 #if defined(NDEBUG)
 #  error "the tests need assertions"
 #endif
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ctest's SKIP_RETURN_CODE for these programs. */
+#define HARNESS_SKIP_EXIT 77
 
 #define CHECK(cond)                                                          \
     do {                                                                     \
@@ -32,17 +41,62 @@
 /* Immortal objects exist from CPython 3.12 on (PEP 683). */
 #define HAS_IMMORTALITY (PY_VERSION_HEX >= 0x030C0000)
 
-#define RUN(test)                                   \
-    do {                                            \
-        fprintf(stderr, "  %s ... ", #test);        \
-        test();                                     \
-        CHECK(!PyErr_Occurred());                   \
-        fprintf(stderr, "ok\n");                    \
+static const char *harness_name = "test";
+static const char *harness_skip_reason; /* set by SKIP in the running case */
+static const char *harness_last_skip;   /* the reason of the last skipped case */
+static int harness_ran, harness_skipped;
+
+/* Ends the running case as skipped: it does not apply to this target. */
+#define SKIP(reason)                      \
+    do {                                  \
+        harness_skip_reason = (reason);   \
+        return;                           \
     } while (0)
+
+#define RUN(test) harness_run(#test, test)
+
+static inline void
+harness_run(const char *name, void (*test)(void))
+{
+    fprintf(stderr, "  %s ... ", name);
+    harness_skip_reason = NULL;
+    test();
+    CHECK(!PyErr_Occurred());
+    if (harness_skip_reason != NULL) {
+        fprintf(stderr, "skipped (%s)\n", harness_skip_reason);
+        harness_last_skip = harness_skip_reason;
+        harness_skipped++;
+    }
+    else {
+        fprintf(stderr, "ok\n");
+        harness_ran++;
+    }
+}
+
+/* Whether this process exports one of CPython's four functions that
+ * pyimmortal calls instead of its own implementation (looked up as the
+ * library does, with dlsym). */
+static inline int
+harness_cpython_exports_any(void)
+{
+    static const char *const names[] = {
+        "PyUnstable_SetImmortal",
+        "PyUnstable_IsImmortal",
+        "PyUnstable_Object_EnableDeferredRefcount",
+        "PyUnstable_Object_IsUniquelyReferenced",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (dlsym(RTLD_DEFAULT, names[i]) != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static inline void
 harness_start(const char *name)
 {
+    harness_name = name;
     Py_Initialize();
     CHECK(Py_IsInitialized());
     fprintf(stderr, "%s: pyimmortal built for %s, running %s%s\n", name,
@@ -53,12 +107,34 @@ harness_start(const char *name)
             ""
 #endif
     );
+    /* PYIMMORTAL_FORCE_BUILTIN=1 makes pyimmortal use its own implementation
+     * where the interpreter exports CPython's. Where it exports none, the
+     * run without it has checked pyimmortal's own implementation already. */
+    const char *force = getenv("PYIMMORTAL_FORCE_BUILTIN");
+    if (force != NULL && strcmp(force, "1") == 0 && !harness_cpython_exports_any()) {
+        fprintf(stderr, "%s: skipped (PYIMMORTAL_FORCE_BUILTIN changes nothing: this "
+                        "interpreter exports none of CPython's PyUnstable_ functions)\n",
+                name);
+        CHECK(Py_FinalizeEx() == 0);
+        exit(HARNESS_SKIP_EXIT);
+    }
 }
 
+/* Finalizes the interpreter and returns the program's exit status: 0, or
+ * HARNESS_SKIP_EXIT if every case so far was skipped. */
 static inline int
 harness_finish(void)
 {
     CHECK(Py_FinalizeEx() == 0);
+    if (harness_skipped == 0) {
+        return 0;
+    }
+    if (harness_ran == 0) {
+        fprintf(stderr, "%s: every case skipped (%s)\n", harness_name, harness_last_skip);
+        return HARNESS_SKIP_EXIT;
+    }
+    fprintf(stderr, "%s: %d cases ran, %d skipped\n", harness_name, harness_ran,
+            harness_skipped);
     return 0;
 }
 

@@ -3,6 +3,8 @@
 #define PY_SSIZE_T_CLEAN
 #include "pyimmortal.h"
 
+#include <dlfcn.h>
+
 /* new_immortal(callable, builtin=False) -> (result, obj)
  * Calls `callable()` to make a fresh object, passes it to
  * PyUnstable_SetImmortal (or to pyimmortal's own export when `builtin` is
@@ -157,6 +159,39 @@ target(PyObject *self, PyObject *unused)
     return PyUnicode_FromString(pyimmortal_target());
 }
 
+/* cpython_exports() -> list of the CPython functions, among the four that
+ * pyimmortal calls instead of its own where the interpreter exports them,
+ * that this process exports (looked up as the library does, with dlsym). */
+static PyObject *
+cpython_exports(PyObject *self, PyObject *unused)
+{
+    static const char *const names[] = {
+        "PyUnstable_SetImmortal",
+        "PyUnstable_IsImmortal",
+        "PyUnstable_Object_EnableDeferredRefcount",
+        "PyUnstable_Object_IsUniquelyReferenced",
+    };
+    (void)self;
+    (void)unused;
+    PyObject *found = PyList_New(0);
+    if (found == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (dlsym(RTLD_DEFAULT, names[i]) == NULL) {
+            continue;
+        }
+        PyObject *name = PyUnicode_FromString(names[i]);
+        if (name == NULL || PyList_Append(found, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(found);
+            return NULL;
+        }
+        Py_DECREF(name);
+    }
+    return found;
+}
+
 static PyMethodDef methods[] = {
     {"new_immortal", new_immortal, METH_VARARGS, NULL},
     {"set_immortal", set_immortal, METH_O, NULL},
@@ -168,6 +203,7 @@ static PyMethodDef methods[] = {
     {"immortalize_shared_lists", immortalize_shared_lists, METH_O, NULL},
     {"registry_count", registry_count, METH_NOARGS, NULL},
     {"target", target, METH_NOARGS, NULL},
+    {"cpython_exports", cpython_exports, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,9 +2,13 @@
 
 Run by ctest with the target interpreter; exits non-zero on the first
 failed check. On debug interpreters it also measures what immortalization
-does to the `-X showrefcount` totals.
+does to the `-X showrefcount` totals. The checks raise CheckFailed, never
+`assert`, so that they also check under -O. A case that does not apply to
+the target prints "skipped (reason)"; if every case is skipped, or the run
+does not apply as a whole, the script exits 77 (ctest's SKIP_RETURN_CODE).
 """
 
+import ast
 import gc
 import os
 import re
@@ -22,6 +26,27 @@ DEBUG = hasattr(sys, "gettotalrefcount")
 FORCE_BUILTIN = os.environ.get("PYIMMORTAL_FORCE_BUILTIN") == "1"
 # CPython exports its own PyUnstable_SetImmortal from 3.15.0a7 on.
 CPYTHON_SET_IMMORTAL = sys.version_info >= (3, 15)
+SKIP_EXIT = 77
+
+
+class CheckFailed(Exception):
+    pass
+
+
+class Skipped(Exception):
+    pass
+
+
+def check(cond, *what):
+    """Raises CheckFailed unless cond; `what` (a message, or values) says why."""
+    if not cond:
+        raise CheckFailed(" ".join(repr(w) if not isinstance(w, str) else w for w in what)
+                          or "check failed")
+
+
+def skip_unless(cond, reason):
+    if not cond:
+        raise Skipped(reason)
 
 
 class Thing:
@@ -35,60 +60,73 @@ def fresh_str():
 
 def test_target():
     want = "%d.%d%s" % (sys.version_info[0], sys.version_info[1], "t" if FREE_THREADED else "")
-    assert ext.target() == want, (ext.target(), want)
+    check(ext.target() == want, "target", ext.target(), "want", want)
 
 
 def test_immortal(builtin):
     r, obj = ext.new_immortal(Thing, builtin)
-    assert r == (1 if HAS_IMMORTALITY else 0), r
-    assert ext.is_immortal(obj) == bool(r)
+    check(r == (1 if HAS_IMMORTALITY else 0), "PyUnstable_SetImmortal returned", r)
+    check(ext.is_immortal(obj) == bool(r), "is_immortal", ext.is_immortal(obj), "after", r)
     if hasattr(sys, "_is_immortal"):
-        assert sys._is_immortal(obj) == bool(r)
+        check(sys._is_immortal(obj) == bool(r), "sys._is_immortal disagrees with", r)
     if r:
-        assert not gc.is_tracked(obj)
+        check(not gc.is_tracked(obj), "an immortal object is still GC-tracked")
     rc = sys.getrefcount(obj)
     many = [obj] * 100000
     del many
-    assert sys.getrefcount(obj) == rc
-    assert ext.set_immortal(obj) == 0  # one-way, not idempotent (3.15)
+    check(sys.getrefcount(obj) == rc, "refcount", sys.getrefcount(obj), "was", rc)
+    # One-way, not idempotent (3.15).
+    check(ext.set_immortal(obj) == 0, "a second PyUnstable_SetImmortal did not return 0")
     ref = weakref.ref(obj)
     del obj
     gc.collect()
-    assert (ref() is not None) == bool(r)
+    check((ref() is not None) == bool(r), "alive after the last reference:", ref() is not None)
     if r:
-        assert ref().payload == [1, 2, 3]
+        check(ref().payload == [1, 2, 3], "payload", ref().payload)
 
 
 def test_refusals(builtin):
     r, s = ext.new_immortal(fresh_str, builtin)
-    assert r == 0 and not ext.is_immortal(s)
+    check(r == 0, "a str was made immortal:", r)
+    check(not ext.is_immortal(s), "a refused str is immortal")
     if hasattr(sys, "_is_immortal"):
-        assert not sys._is_immortal(s)
-    assert ext.set_immortal(None) == 0
+        check(not sys._is_immortal(s), "sys._is_immortal: a refused str is immortal")
+    check(ext.set_immortal(None) == 0, "PyUnstable_SetImmortal(None) did not return 0")
     # Held by a local and a list: two strong references. (A bare local may
     # be passed as a borrowed stack reference on 3.14+, so that the callee
     # sees a count of 1.)
     shared = Thing()
     holder = [shared]
-    assert ext.set_immortal(shared) == 0
-    assert not ext.is_immortal(shared)
-    assert gc.is_tracked(shared)
-    assert ext.is_immortal(None) == HAS_IMMORTALITY
+    check(ext.set_immortal(shared) == 0, "a shared object was made immortal")
+    check(not ext.is_immortal(shared), "a refused shared object is immortal")
+    check(gc.is_tracked(shared), "a refused shared object left the GC")
+    check(ext.is_immortal(None) == HAS_IMMORTALITY, "is_immortal(None)", ext.is_immortal(None))
     del holder
 
 
 def test_unique():
-    assert ext.new_is_unique(Thing) == 1
-    assert ext.new_is_unique(lambda: None) == 0
+    check(ext.new_is_unique(Thing) == 1, "a fresh object is not uniquely referenced")
+    check(ext.new_is_unique(lambda: None) == 0, "None is uniquely referenced")
 
 
 def test_deferred():
     first, second, obj = ext.new_deferred(Thing)
-    assert (first, second) == ((1, 0) if DEFERRED_WORKS else (0, 0)), (first, second)
+    want = (1, 0) if DEFERRED_WORKS else (0, 0)
+    check((first, second) == want, "EnableDeferredRefcount twice:", (first, second), "want", want)
     ref = weakref.ref(obj)
     del obj
     gc.collect()
-    assert ref() is None, "a deferred object must stay collectable"
+    check(ref() is None, "a deferred object must stay collectable")
+
+
+def expect_error(exc_type, needle, fn, *args):
+    """Calls fn(*args); it must raise exc_type with needle in the message."""
+    try:
+        fn(*args)
+    except exc_type as e:
+        check(needle in str(e), "%s message %r lacks %r" % (exc_type.__name__, str(e), needle))
+    else:
+        raise CheckFailed("expected %s" % exc_type.__name__)
 
 
 def test_immortalize():
@@ -97,32 +135,22 @@ def test_immortalize():
     holders = [x, x]
     before = ext.registry_count()
     if not HAS_IMMORTALITY:
-        try:
-            ext.immortalize(x)
-        except NotImplementedError as e:
-            assert "3.12" in str(e), e
-        else:
-            raise AssertionError("expected NotImplementedError")
-        assert ext.registry_count() == before
+        expect_error(NotImplementedError, "3.12", ext.immortalize, x)
+        check(ext.registry_count() == before, "registry count", ext.registry_count(), "was", before)
         return
-    assert ext.immortalize(x) is None
-    assert ext.is_immortal(x)
+    check(ext.immortalize(x) is None, "immortalize did not return None")
+    check(ext.is_immortal(x), "not immortal after immortalize")
     if hasattr(sys, "_is_immortal"):
-        assert sys._is_immortal(x)
-    assert not gc.is_tracked(x)
-    assert ext.registry_count() == before + 1
-    assert ext.immortalize(x) is None  # idempotent
-    assert ext.registry_count() == before + 1
-    try:
-        ext.immortalize(fresh_str())
-    except TypeError as e:
-        assert "intern" in str(e), e
-    else:
-        raise AssertionError("expected TypeError for str")
+        check(sys._is_immortal(x), "sys._is_immortal: not immortal after immortalize")
+    check(not gc.is_tracked(x), "still GC-tracked after immortalize")
+    check(ext.registry_count() == before + 1, "registry count", ext.registry_count(), "was", before)
+    check(ext.immortalize(x) is None, "immortalize is not idempotent")
+    check(ext.registry_count() == before + 1, "registered twice:", ext.registry_count())
+    expect_error(TypeError, "intern", ext.immortalize, fresh_str())
     ref = weakref.ref(x)
     del x, holders
     gc.collect()
-    assert ref() is not None and ref().payload == [1, 2, 3]
+    check(ref() is not None and ref().payload == [1, 2, 3], "an immortalized object died")
 
 
 SHOWREFCOUNT = re.compile(r"\[(-?\d+) refs, (-?\d+) blocks\]")
@@ -130,23 +158,29 @@ SHOWREFCOUNT = re.compile(r"\[(-?\d+) refs, (-?\d+) blocks\]")
 
 def totals_after(n, builtin, shared=False):
     if shared:
-        code = "import pyimmortal_testext as e; assert e.immortalize_shared_lists(%d) == %d" % (
-            n, n)
+        call = "e.immortalize_shared_lists(%d)" % n
     else:
-        code = "import pyimmortal_testext as e; assert e.immortalize_lists(%d, %s) == %d" % (
-            n, builtin, n)
+        call = "e.immortalize_lists(%d, %s)" % (n, builtin)
+    code = ("import sys, pyimmortal_testext as e; made = %s; "
+            "sys.exit(None if made == %d else 'made %%d immortal, want %d' %% made)" % (call, n, n))
     p = subprocess.run([sys.executable, "-X", "showrefcount", "-c", code],
                        capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
+    check(p.returncode == 0, p.stderr)
     m = SHOWREFCOUNT.search(p.stderr)
-    assert m, p.stderr
+    check(m is not None, "no -X showrefcount totals in:", p.stderr)
     return int(m.group(1)), int(m.group(2))
+
+
+DEBUG_TOTALS = "not a debug build: no -X showrefcount totals"
+NO_IMMORTALS = "CPython 3.9-3.11 have no immortal objects"
 
 
 def test_debug_totals(builtin):
     """Immortal objects are never freed, so each stays a live block. pyimmortal
     removes the creation reference from the total refcount; CPython 3.15's
     own PyUnstable_SetImmortal leaves it counted."""
+    skip_unless(DEBUG, DEBUG_TOTALS)
+    skip_unless(HAS_IMMORTALITY, NO_IMMORTALS)
     n = 200
     refs0, blocks0 = totals_after(0, builtin)
     refs1, blocks1 = totals_after(n, builtin)
@@ -154,37 +188,69 @@ def test_debug_totals(builtin):
     print("    showrefcount: %d immortal lists -> %+d refs, %+d blocks (%s)" % (
         n, refs1 - refs0, blocks1 - blocks0,
         "CPython's PyUnstable_SetImmortal" if cpython_own else "pyimmortal"))
-    assert blocks1 - blocks0 == n
-    assert refs1 - refs0 == (n if cpython_own else 0)
+    check(blocks1 - blocks0 == n, "blocks", blocks1 - blocks0, "want", n)
+    want = n if cpython_own else 0
+    check(refs1 - refs0 == want, "refs", refs1 - refs0, "want", want)
 
 
 def test_debug_totals_shared():
     """pyimmortal_Immortalize on objects with three references each: all
     three leave the total, so the refs at exit balance again."""
+    skip_unless(DEBUG, DEBUG_TOTALS)
+    skip_unless(HAS_IMMORTALITY, NO_IMMORTALS)
     n = 200
     refs0, blocks0 = totals_after(0, False, shared=True)
     refs1, blocks1 = totals_after(n, False, shared=True)
     print("    showrefcount: %d immortal lists with 3 references -> %+d refs, %+d blocks "
           "(pyimmortal_Immortalize)" % (n, refs1 - refs0, blocks1 - blocks0))
-    assert blocks1 - blocks0 == n
-    assert refs1 - refs0 == 0
+    check(blocks1 - blocks0 == n, "blocks", blocks1 - blocks0, "want", n)
+    check(refs1 - refs0 == 0, "refs", refs1 - refs0, "want 0")
+
+
+def test_no_bare_assert():
+    """A bare `assert` here would check nothing under -O."""
+    with open(__file__) as f:
+        tree = ast.parse(f.read())
+    lines = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Assert)]
+    check(not lines, "%s uses assert on lines %s; use check()" % (__file__, lines))
 
 
 def main():
-    tests = [("target", test_target, ()), ("unique", test_unique, ()),
-             ("deferred", test_deferred, ()), ("immortalize", test_immortalize, ())]
-    if DEBUG and HAS_IMMORTALITY:
-        tests.append(("debug totals, shared objects", test_debug_totals_shared, ()))
+    print("test_ext on %s (pyimmortal target %s)" % (sys.version.split()[0], ext.target()))
+    # PYIMMORTAL_FORCE_BUILTIN=1 makes pyimmortal use its own implementation
+    # where the interpreter exports CPython's. Where it exports none, the run
+    # without it has checked pyimmortal's own implementation already.
+    if FORCE_BUILTIN and not ext.cpython_exports():
+        print("test_ext: skipped (PYIMMORTAL_FORCE_BUILTIN changes nothing: this "
+              "interpreter exports none of CPython's PyUnstable_ functions)")
+        return SKIP_EXIT
+    tests = [("no bare assert", test_no_bare_assert, ()),
+             ("target", test_target, ()), ("unique", test_unique, ()),
+             ("deferred", test_deferred, ()), ("immortalize", test_immortalize, ()),
+             ("debug totals, shared objects", test_debug_totals_shared, ())]
     for builtin in (False, True):
         tests.append(("immortal builtin=%s" % builtin, test_immortal, (builtin,)))
         tests.append(("refusals builtin=%s" % builtin, test_refusals, (builtin,)))
-        if DEBUG and HAS_IMMORTALITY:
-            tests.append(("debug totals builtin=%s" % builtin, test_debug_totals, (builtin,)))
-    print("test_ext on %s (pyimmortal target %s)" % (sys.version.split()[0], ext.target()))
+        tests.append(("debug totals builtin=%s" % builtin, test_debug_totals, (builtin,)))
+    ran = skipped = 0
+    last_reason = None
     for name, fn, args in tests:
-        fn(*args)
-        print("  %s ... ok" % name)
+        try:
+            fn(*args)
+        except Skipped as e:
+            print("  %s ... skipped (%s)" % (name, e))
+            skipped += 1
+            last_reason = str(e)
+        else:
+            print("  %s ... ok" % name)
+            ran += 1
+    if skipped and not ran:
+        print("test_ext: every case skipped (%s)" % last_reason)
+        return SKIP_EXIT
+    if skipped:
+        print("test_ext: %d cases ran, %d skipped" % (ran, skipped))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
