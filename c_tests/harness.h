@@ -112,8 +112,9 @@ harness_start(const char *name)
      * run without it has checked pyimmortal's own implementation already. */
     const char *force = getenv("PYIMMORTAL_FORCE_BUILTIN");
     if (force != NULL && strcmp(force, "1") == 0 && !harness_cpython_exports_any()) {
-        fprintf(stderr, "%s: skipped (PYIMMORTAL_FORCE_BUILTIN changes nothing: this "
-                        "interpreter exports none of CPython's PyUnstable_ functions)\n",
+        fprintf(stderr, "%s: skipped (the interpreter exports none of the four CPython "
+                        "functions that pyimmortal would call instead of its own, so "
+                        "PYIMMORTAL_FORCE_BUILTIN changes nothing)\n",
                 name);
         CHECK(Py_FinalizeEx() == 0);
         exit(HARNESS_SKIP_EXIT);

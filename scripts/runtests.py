@@ -22,7 +22,8 @@ interpreter by path. Suites, per interpreter:
            free-threaded flavor does not link
   bench    every benchmark kernel built and run once, briefly (no timing)
 
-and once: `repo` (fmt, clippy, header freshness, unverified targets refused).
+and once: `repo` (fmt, clippy, header freshness, the system libraries linked
+everywhere equal to rustc's native-static-libs, unverified targets refused).
 A suite whose every ctest test was skipped (exit 77: it does not apply to
 that interpreter) shows as skipped with the tests' reason. A free-threaded
 row built from a given source passes or fails: a skip there fails the run.
@@ -46,6 +47,9 @@ import interpreters as interp  # noqa: E402
 REPO = interp.REPO
 OUT = REPO / "_build" / "tests"
 SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "bench"]
+# The system libraries that libpyimmortal.a needs: rustc's native-static-libs
+# minus -lc, as CMakeLists.txt and the README list them (repo_checks compares).
+NATIVE_LIBS = ["gcc_s", "util", "rt", "pthread", "m", "dl"]
 JOBS = str(os.cpu_count() or 2)
 
 
@@ -195,7 +199,7 @@ def cross_target(row, lib):
         if not run_logged(row, "abi", ["cc", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
                                        "-I", REPO / "include", "-isystem", inc, "-isystem", platinc,
                                        *defines, REPO / "c_tests" / "cross" / "cross_target.c", lib,
-                                       "-lpthread", "-ldl", "-lm", "-lgcc_s", "-o", so]):
+                                       *["-l" + name for name in NATIVE_LIBS], "-o", so]):
             return None
         return row.it.run([row.it.python, "-c", "import cross_target; print(cross_target.is_immortal(None))"],
                           capture_output=True, text=True, cwd=work)
@@ -243,6 +247,34 @@ def suite_abi(row, rows):
 # --- the repository ------------------------------------------------------------
 
 
+def native_libs_mismatches(log):
+    """The places (CMakeLists.txt, this script, the Markdown docs) whose list
+    of system libraries differs from rustc's native-static-libs for the crate
+    minus -lc, each with a line that says how."""
+    out = subprocess.run(["cargo", "rustc", "--locked", "--release", "--lib", "--crate-type", "staticlib",
+                          "--target-dir", REPO / "_build" / "cargo-host", "--",
+                          "--print", "native-static-libs"], cwd=REPO, capture_output=True, text=True)
+    log.write(out.stderr)
+    printed = re.findall(r"native-static-libs: (.*)", out.stderr)
+    if out.returncode or not printed:
+        return {"cargo rustc": "cargo rustc --print native-static-libs printed no list"}
+    want = [a[2:] for a in printed[-1].split() if a.startswith("-l") and a != "-lc"]
+    places = {"scripts/runtests.py": NATIVE_LIBS}
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    m = re.search(r"set\(PYIMMORTAL_NATIVE_LIBS\s+([^)]*)\)", cmake)
+    places["CMakeLists.txt"] = m.group(1).split() if m else []
+    if not re.search(r"target_link_libraries\(pyimmortal INTERFACE[^)]*\$\{PYIMMORTAL_NATIVE_LIBS\}", cmake):
+        places["CMakeLists.txt target_link_libraries(pyimmortal)"] = []
+    docs = subprocess.run(["git", "ls-files", "*.md"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    for doc in docs:
+        for n, line in enumerate((REPO / doc).read_text().splitlines(), 1):
+            for libs in re.findall(r"-l\w+(?:\s+-l\w+)+", line):
+                places["%s:%d" % (doc, n)] = [a[2:] for a in libs.split()]
+    return {where: "%s links %s, rustc says %s" % (where, " ".join("-l" + x for x in libs),
+                                                   " ".join("-l" + x for x in want))
+            for where, libs in places.items() if set(libs) != set(want)}
+
+
 def repo_checks():
     log = OUT / "repo.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +306,12 @@ def repo_checks():
     for want in ("cannot be built for CPython " + unverified, "outside the verified range", "unverified"):
         if want not in out.stderr:
             return "failed", "the %s refusal does not say %r" % (unverified, want)
-    return "passed", "fmt, clippy, header, %s refused" % unverified
+    with open(log, "a") as f:
+        mismatches = native_libs_mismatches(f)
+    if mismatches:
+        print("\n".join(mismatches.values()))
+        return "failed", "system libraries other than rustc's native-static-libs in " + ", ".join(mismatches)
+    return "passed", "fmt, clippy, header, %s refused, link libraries" % unverified
 
 
 # --- main --------------------------------------------------------------------------

@@ -221,8 +221,9 @@ def main():
     # where the interpreter exports CPython's. Where it exports none, the run
     # without it has checked pyimmortal's own implementation already.
     if FORCE_BUILTIN and not ext.cpython_exports():
-        print("test_ext: skipped (PYIMMORTAL_FORCE_BUILTIN changes nothing: this "
-              "interpreter exports none of CPython's PyUnstable_ functions)")
+        print("test_ext: skipped (the interpreter exports none of the four CPython functions "
+              "that pyimmortal would call instead of its own, so PYIMMORTAL_FORCE_BUILTIN "
+              "changes nothing)")
         return SKIP_EXIT
     tests = [("no bare assert", test_no_bare_assert, ()),
              ("target", test_target, ()), ("unique", test_unique, ()),
