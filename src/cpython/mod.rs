@@ -66,9 +66,13 @@ pub unsafe fn other_threads_exist() -> bool {
     // SAFETY: attached thread (caller's contract), as these functions
     // require. The public API offers no way to take the lock under which
     // CPython links thread states in and out of this list (`HEAD_LOCK` in
-    // `Python/pystate.c`), so a thread state that another thread deletes
-    // during the walk is a hazard this walk shares with every user of
-    // `PyInterpreterState_ThreadHead`.
+    // `Python/pystate.c`), so the walk never reads through another thread's
+    // state: it stops at the first entry that is not the caller's, and the
+    // only one it passes to `PyThreadState_Next` is the caller's own, which
+    // stays alive while the caller is attached. New thread states are linked
+    // in at the head, so "the caller is the head and has no successor" is
+    // exactly "no other thread state"; a thread linked in concurrently has
+    // run no code yet and holds no reference to the caller's object.
     unsafe {
         let me = ffi::PyThreadState_Get();
         let mut t = ffi::PyInterpreterState_ThreadHead(ffi::PyInterpreterState_Get());
