@@ -407,7 +407,7 @@ def main():
         lines.append("| %s | %s |" % (row.it.name, " | ".join(cells)))
     covered = {r.it.target for r in rows}
     for t in interp.SUPPORTED.free_threaded_targets():
-        if t not in covered and not args.python:
+        if t not in covered and shown and not args.python:
             lines.append("| %s (no interpreter; give its source release in PYIMMORTAL_CPYTHON_SOURCES) | %s |"
                          % (t, " | ".join("skipped" for _ in shown)))
     for p in problems:
