@@ -366,6 +366,9 @@ def main():
         repo = repo_checks()
         print("[repository] %s (%s)" % repo, flush=True)
         failed |= repo[0] == "failed"
+    if not args.list and not set(suites) & set(SUITES):
+        print("runtests: %s" % ("FAILURES" if failed else "no failures"))
+        return 1 if failed else 0
 
     its, problems = gather(args, sources)
     if args.list:
