@@ -19,6 +19,7 @@ Standard library only: it runs on whatever ``python3`` the machine has.
 
 import contextlib
 import fcntl
+import functools
 import glob
 import hashlib
 import json
@@ -195,9 +196,14 @@ class Interpreter:
         return self.facts["debug"] == "1"
 
     @property
+    def has_free_threaded_flavor(self):
+        """A GIL build of a version that also has a free-threaded build."""
+        return not self.free_threaded and self.minor >= SUPPORTED.min_free_threaded_minor
+
+    @property
     def prefix(self):
         """Command prefix that runs a command where this interpreter lives."""
-        return [str(SID_EXEC)] if self.where == "sid" else []
+        return command_prefix(self.where)
 
     @property
     def target(self):
@@ -213,13 +219,18 @@ class Interpreter:
         return subprocess.run(self.prefix + [str(c) for c in cmd], **kw)
 
 
+def command_prefix(where):
+    """What runs a command in `where`: the host, or the sid root."""
+    return [str(SID_EXEC)] if where == "sid" else []
+
+
 def probe(python, where="host"):
     """build/probe.py's facts about python as a dict, or None if it cannot run.
 
     The script goes in with -c: inside the sid root only the checkout that
     contains the current directory is mounted, and that need not be this one.
     """
-    cmd = ([str(SID_EXEC)] if where == "sid" else []) + [python, "-I", "-c", PROBE.read_text()]
+    cmd = command_prefix(where) + [python, "-I", "-c", PROBE.read_text()]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
@@ -232,11 +243,15 @@ def probe(python, where="host"):
     return facts
 
 
-def make(name, python, where, why):
+def make(source, python, where, why, name=None):
+    """The interpreter at python, or None if it cannot run. Its row name is
+    `name`, else `source-<release>[t][d]` (row_name)."""
     facts = probe(python, where)
     if facts is None:
         return None
-    return Interpreter(name, python, where, why, facts)
+    it = Interpreter(name, python, where, why, facts)
+    it.name = name or row_name(source, it)
+    return it
 
 
 def from_pyenv():
@@ -253,7 +268,7 @@ def from_pyenv():
         exe = Path(prefix) / "bin" / ("python3.%s%s" % (m.group(1), m.group(2)))
         if not exe.exists():
             exe = Path(prefix) / "bin" / "python3"
-        it = make("pyenv-" + v, str(exe), "host", "pyenv version %s" % v)
+        it = make("pyenv", str(exe), "host", "pyenv version %s" % v, name="pyenv-" + v)
         if it:
             found.append(it)
     return found
@@ -275,7 +290,6 @@ def from_path():
             seen.add(os.path.realpath(exe))
             it = make("path", exe, "host", "%s on PATH" % name)
             if it and it.minor >= SUPPORTED.min_minor:
-                it.name = row_name("path", it)
                 found.append(it)
     return found
 
@@ -297,8 +311,8 @@ def from_sid():
         for d in ("", "d"):
             exe = "/usr/bin/python3.%d%s" % (minor, d)
             if (SID_ROOT / exe.lstrip("/")).exists():
-                it = make("sid-3.%d%s" % (minor, d), exe, "sid",
-                          "Debian sid's python3.%d%s (%s)" % (minor, d, SID_ROOT))
+                it = make("sid", exe, "sid", "Debian sid's python3.%d%s (%s)" % (minor, d, SID_ROOT),
+                          name="sid-3.%d%s" % (minor, d))
                 if it:
                     found.append(it)
     return found
@@ -320,6 +334,7 @@ def tarballs(directory):
     return sorted(out)
 
 
+@functools.lru_cache(maxsize=None)
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -343,6 +358,15 @@ def built_dir(tarball, debug):
     return CACHE / "cpython" / ("%s-%s" % (sha256(tarball)[:16], "ft-debug" if debug else "ft"))
 
 
+STAMP = ".pyimmortal-complete.json"
+
+
+def finished_python(prefix):
+    """The interpreter of a finished cache entry, or None if it is not finished."""
+    stamp = prefix / STAMP
+    return json.loads(stamp.read_text())["python"] if stamp.is_file() else None
+
+
 def build_free_threaded(tarball, debug=False):
     """Builds (once) a free-threaded CPython from a source release; returns its python.
 
@@ -352,12 +376,11 @@ def build_free_threaded(tarball, debug=False):
     scratch by the next run.
     """
     prefix = built_dir(tarball, debug)
-    stamp = prefix / ".pyimmortal-complete.json"
-    if stamp.is_file():
-        return json.loads(stamp.read_text())["python"]
+    if finished_python(prefix):
+        return finished_python(prefix)
     with locked(prefix.with_name(prefix.name + ".lock")):
-        if stamp.is_file():
-            return json.loads(stamp.read_text())["python"]
+        if finished_python(prefix):
+            return finished_python(prefix)
         shutil.rmtree(prefix, ignore_errors=True)
         work = prefix.with_name(prefix.name + ".build")
         shutil.rmtree(work, ignore_errors=True)
@@ -390,7 +413,7 @@ def build_free_threaded(tarball, debug=False):
         tmp = prefix / ".pyimmortal-complete.tmp"
         tmp.write_text(json.dumps({"python": exes[0], "tarball": str(tarball),
                                    "sha256": sha256(tarball), "debug": debug}))
-        os.replace(tmp, stamp)
+        os.replace(tmp, prefix / STAMP)
         shutil.rmtree(work, ignore_errors=True)
         return exes[0]
 
@@ -413,13 +436,9 @@ def from_sources(directory, build=True):
     found, errors = [], []
     for tarball, debug in source_builds(directory):
         try:
-            if build:
-                exe = build_free_threaded(tarball, debug)
-            else:
-                stamp = built_dir(tarball, debug) / ".pyimmortal-complete.json"
-                if not stamp.is_file():
-                    continue
-                exe = json.loads(stamp.read_text())["python"]
+            exe = build_free_threaded(tarball, debug) if build else finished_python(built_dir(tarball, debug))
+            if exe is None:
+                continue
         except (RuntimeError, OSError) as e:
             errors.append((tarball, debug, str(e)))
             continue
@@ -427,7 +446,6 @@ def from_sources(directory, build=True):
         if it is None:
             errors.append((tarball, debug, "%s does not run" % exe))
             continue
-        it.name = row_name("src", it)
         found.append(it)
     return found, errors
 
@@ -435,11 +453,10 @@ def from_sources(directory, build=True):
 def cached_source_builds():
     """Finished free-threaded builds in the cache, whatever tarball they came from."""
     found = []
-    for stamp in sorted(CACHE.glob("cpython/*/.pyimmortal-complete.json")):
-        exe = json.loads(stamp.read_text())["python"]
-        it = make("src", exe, "host", "built from source, cached in %s" % stamp.parent)
+    for stamp in sorted(CACHE.glob("cpython/*/" + STAMP)):
+        it = make("src", finished_python(stamp.parent), "host",
+                  "built from source, cached in %s" % stamp.parent)
         if it:
-            it.name = row_name("src", it)
             found.append(it)
     return found
 

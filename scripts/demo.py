@@ -48,8 +48,6 @@ def main():
     it, why = choose(sys.argv[1:])
     if it is None:
         raise SystemExit("demo: %s; give an interpreter: scripts/demo.py /path/to/python3" % why)
-    if it.name in ("given", "env"):
-        it.name = interp.row_name(it.name, it)
     print("demo: CPython %s%s at %s\n      picked because it is %s" % (
         it.version, " free-threaded" if it.free_threaded else "", it.python, why), flush=True)
     interp.setup_host()

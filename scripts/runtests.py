@@ -59,6 +59,7 @@ class Row:
         self.dir = OUT / it.name
         self.results = {}      # suite -> (status, detail)
         self.library = None    # this row's libpyimmortal.a
+        self.cmake_ok = None   # whether its CMake build succeeded, once tried
 
     def record(self, suite, status, detail=""):
         self.results[suite] = (status, detail)
@@ -106,7 +107,7 @@ def suite_layout(row):
         return "failed", "cargo reported no libpyimmortal.a"
     row.library = row.dir / "libpyimmortal.a"
     shutil.copyfile(built[0], row.library)
-    if row.it.minor >= 13 and not row.it.free_threaded:
+    if row.it.has_free_threaded_flavor:
         env["PYIMMORTAL_ASSUME_FREE_THREADED"] = "1"
         if not run_logged(row, "layout", ["cargo", "check", "--locked", "--lib", "--target-dir",
                                           cargo_dir(row)], env):
@@ -127,13 +128,12 @@ def suite_rust(row):
 def cmake_build(row):
     if row.library is None:
         return False
-    if "cmake" not in row.results:
-        ok = run_logged(row, "cmake", ["cmake", "-S", REPO, "-B", row.dir / "cmake",
-                                       "-DPYIMMORTAL_PYTHON=" + row.it.python,
-                                       "-DPYIMMORTAL_LIBRARY=%s" % row.library]) and \
-            run_logged(row, "cmake", ["cmake", "--build", row.dir / "cmake", "-j", JOBS])
-        row.results["cmake"] = ok
-    return row.results["cmake"]
+    if row.cmake_ok is None:
+        configure = ["cmake", "-S", REPO, "-B", row.dir / "cmake", "-DPYIMMORTAL_PYTHON=" + row.it.python,
+                     "-DPYIMMORTAL_LIBRARY=%s" % row.library]
+        row.cmake_ok = (run_logged(row, "cmake", configure) and
+                        run_logged(row, "cmake", ["cmake", "--build", row.dir / "cmake", "-j", JOBS]))
+    return row.cmake_ok
 
 
 def ctest(row, label):
@@ -160,18 +160,6 @@ def ctest(row, label):
     if len(skipped) == count:
         return "skipped", "; ".join(sorted(set(skipped)))
     return "passed", "%d tests%s" % (count, ", %d skipped" % len(skipped) if skipped else "")
-
-
-def suite_embed(row):
-    return ctest(row, "embed")
-
-
-def suite_ext(row):
-    return ctest(row, "ext")
-
-
-def suite_headers(row):
-    return ctest(row, "headers")
 
 
 def suite_bench(row):
@@ -237,11 +225,22 @@ def suite_abi(row, rows):
         return status, detail
     if status == "passed":
         details.append("header matches library")
-        if row.it.minor >= 13 and not row.it.free_threaded:
+        if row.it.has_free_threaded_flavor:
             details.append("%st code does not link" % row.it.target)
     if not details:
         return "skipped", "no library for another target in this run"
     return "passed", "; ".join(details)
+
+
+# Every suite but abi, which runs once all rows are built.
+ROW_SUITES = {
+    "layout": suite_layout,
+    "rust": suite_rust,
+    "embed": lambda row: ctest(row, "embed"),
+    "ext": lambda row: ctest(row, "ext"),
+    "headers": lambda row: ctest(row, "headers"),
+    "bench": suite_bench,
+}
 
 
 # --- the repository ------------------------------------------------------------
@@ -336,7 +335,6 @@ def gather(args, sources):
             if it is None:
                 problems.append("cannot run %s" % p)
                 continue
-            it.name = interp.row_name("given", it)
             found.append(it)
     found = interp.dedupe(found)
     patterns = [p for p in args.python if os.sep not in p]
@@ -385,7 +383,7 @@ def main():
         print("=== %s: %s (%s)" % (row.it.name, row.it.python, row.it.why), flush=True)
         for suite in todo:
             t0 = time.time()
-            status, detail = globals()["suite_" + suite](row)
+            status, detail = ROW_SUITES[suite](row)
             row.record(suite, status, "%s%s%ds" % (detail, ", " if detail else "", time.time() - t0))
     if "abi" in suites:
         for row in rows:
