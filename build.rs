@@ -125,6 +125,7 @@ fn main() {
         .allowlist_var(format!("{}.*", layout_probe::PREFIX))
         .parse_callbacks(Box::new(StripProbePrefix))
         .layout_tests(true)
+        .use_core()
         .derive_debug(false)
         .derive_copy(true)
         .generate_comments(false)

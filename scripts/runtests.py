@@ -49,7 +49,7 @@ OUT = REPO / "_build" / "tests"
 SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "bench"]
 # The system libraries that libpyimmortal.a needs: rustc's native-static-libs
 # minus -lc, as CMakeLists.txt and the README list them (repo_checks compares).
-NATIVE_LIBS = ["gcc_s", "util", "rt", "pthread", "m", "dl"]
+NATIVE_LIBS = ["m", "rt", "pthread"]
 JOBS = str(os.cpu_count() or 2)
 
 
@@ -106,7 +106,11 @@ def suite_layout(row):
     if not built:
         return "failed", "cargo reported no libpyimmortal.a"
     row.library = row.dir / "libpyimmortal.a"
-    shutil.copyfile(built[0], row.library)
+    finish = subprocess.run([sys.executable, REPO / "build" / "finish_archive.py", built[0], row.library],
+                            capture_output=True, text=True)
+    if finish.returncode:
+        print(finish.stdout + finish.stderr)
+        return "failed", "build/finish_archive.py: " + (finish.stdout + finish.stderr).strip()[-200:]
     if row.it.has_free_threaded_flavor:
         env["PYIMMORTAL_ASSUME_FREE_THREADED"] = "1"
         if not run_logged(row, "layout", ["cargo", "check", "--locked", "--lib", "--target-dir",

@@ -7,7 +7,7 @@
 //! of these declarations reach `include/pyimmortal.h`: C code gets them from
 //! `Python.h`.
 
-use std::ffi::{c_char, c_int, c_ulong, c_void};
+use core::ffi::{c_char, c_int, c_ulong, c_void};
 
 /// CPython's `PyObject`, opaque here: its layout lives in
 /// [`crate::refcount::ObjectHead`]. The header uses `Python.h`'s own type.
@@ -21,6 +21,9 @@ pub type Py_ssize_t = isize;
 
 /// `visitproc` (`Include/object.h`).
 pub type visitproc = Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>;
+
+/// `PyCapsule_Destructor` (`Include/pycapsule.h`).
+pub type PyCapsule_Destructor = Option<unsafe extern "C" fn(*mut PyObject)>;
 
 /// Opaque `PyInterpreterState`.
 #[repr(C)]
@@ -47,12 +50,36 @@ extern "C" {
     pub fn Py_GetVersion() -> *const c_char;
     pub fn PyErr_SetString(exc: *mut PyObject, msg: *const c_char);
     pub fn PyErr_Occurred() -> *mut PyObject;
+    pub fn PyErr_Clear();
     pub fn PyInterpreterState_Get() -> *mut PyInterpreterState;
-    pub fn PyInterpreterState_GetID(interp: *mut PyInterpreterState) -> i64;
+    // Since 3.8 (`Include/pystate.h`).
+    pub fn PyInterpreterState_GetDict(interp: *mut PyInterpreterState) -> *mut PyObject;
+    pub fn PyDict_GetItemString(dict: *mut PyObject, key: *const c_char) -> *mut PyObject;
+    // Public since 3.4 (`Include/cpython/dictobject.h`).
+    pub fn PyDict_SetDefault(
+        dict: *mut PyObject,
+        key: *mut PyObject,
+        default: *mut PyObject,
+    ) -> *mut PyObject;
+    pub fn PyUnicode_FromString(s: *const c_char) -> *mut PyObject;
+    pub fn PyCapsule_New(
+        pointer: *mut c_void,
+        name: *const c_char,
+        destructor: PyCapsule_Destructor,
+    ) -> *mut PyObject;
+    pub fn PyCapsule_GetPointer(capsule: *mut PyObject, name: *const c_char) -> *mut c_void;
+    pub fn PyCapsule_SetDestructor(
+        capsule: *mut PyObject,
+        destructor: PyCapsule_Destructor,
+    ) -> c_int;
+    pub fn Py_DecRef(op: *mut PyObject);
+    pub fn PyMem_RawMalloc(size: usize) -> *mut c_void;
+    pub fn PyMem_RawCalloc(nelem: usize, elsize: usize) -> *mut c_void;
+    pub fn PyMem_RawRealloc(p: *mut c_void, size: usize) -> *mut c_void;
+    pub fn PyMem_RawFree(p: *mut c_void);
     pub fn PyInterpreterState_ThreadHead(interp: *mut PyInterpreterState) -> *mut PyThreadState;
     pub fn PyThreadState_Next(t: *mut PyThreadState) -> *mut PyThreadState;
     pub fn PyThreadState_Get() -> *mut PyThreadState;
-    pub fn Py_AtExit(func: Option<extern "C" fn()>) -> c_int;
     pub static mut PyExc_TypeError: *mut PyObject;
     pub static mut PyExc_RuntimeError: *mut PyObject;
     pub static mut PyExc_SystemError: *mut PyObject;

@@ -24,7 +24,7 @@
 //!   Each runs inside [`guard`], decides with [`refcount`], and calls
 //!   [`cpython`] for what needs no layout fact (run-time lookups, GC
 //!   untracking, the interpreter id of the registry).
-//! - [`guard`]: the NULL, target and panic guard around every export.
+//! - [`guard`]: the NULL and target guard around every export.
 //! - [`refcount`]: everything pyimmortal knows about the target: the
 //!   object header, the refcount encoding, type flags, what may be made
 //!   immortal, and why not ([`refcount::Refusal`], with its exceptions).
@@ -44,6 +44,13 @@
 //! - [`abi`]: the constants exported in the header; a leaf that the
 //!   `systest/` crate also reads.
 
+// Built with `panic = "abort"` (the release and dev profiles), the crate
+// needs only `core` and `libc`: libpyimmortal.a then carries none of the
+// standard library's runtime (its panic, formatting and backtrace code), and
+// an extension pays a few kilobytes for it. No code path panics; should one
+// ever, the handler below aborts, so no panic unwinds into C. Unit tests and
+// systest/ build with unwinding, and so with std.
+#![cfg_attr(all(not(test), panic = "abort"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![allow(non_snake_case, non_camel_case_types)]
@@ -57,8 +64,23 @@ pub mod guard;
 pub mod layout;
 pub mod refcount;
 
+// The header's version is Cargo.toml's version.
+const _: () = {
+    use abi::*;
+    assert!(PYIMMORTAL_VERSION_MAJOR == parse_decimal(env!("CARGO_PKG_VERSION_MAJOR")));
+    assert!(PYIMMORTAL_VERSION_MINOR == parse_decimal(env!("CARGO_PKG_VERSION_MINOR")));
+    assert!(PYIMMORTAL_VERSION_PATCH == parse_decimal(env!("CARGO_PKG_VERSION_PATCH")));
+};
+
 // `pyimmortal_abi_cpython_3_<minor>[t]`: see `include/pyimmortal.h`.
 include!(concat!(env!("OUT_DIR"), "/abi_symbol.rs"));
+
+#[cfg(all(not(test), panic = "abort"))]
+#[panic_handler]
+fn abort_on_panic(_: &core::panic::PanicInfo) -> ! {
+    // SAFETY: abort() takes no arguments and never returns.
+    unsafe { libc::abort() }
+}
 
 #[cfg(test)]
 #[allow(dead_code)]

@@ -4,7 +4,7 @@ use crate::cpython::runtime;
 use crate::ffi::PyObject;
 use crate::guard::object_call;
 use crate::refcount;
-use std::ffi::c_int;
+use core::ffi::c_int;
 
 /// Asks for deferred reference counting on `op`, with the contract of
 /// CPython 3.14's `PyUnstable_Object_EnableDeferredRefcount` (gh-123619).

@@ -4,7 +4,7 @@ use crate::cpython::{self, runtime};
 use crate::ffi::PyObject;
 use crate::guard::object_call;
 use crate::refcount;
-use std::ffi::c_int;
+use core::ffi::c_int;
 
 /// Makes `op` immortal, with the contract of CPython 3.15's
 /// `PyUnstable_SetImmortal` (gh-143300).

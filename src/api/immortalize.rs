@@ -6,7 +6,7 @@ use crate::cpython::{self, runtime};
 use crate::ffi::PyObject;
 use crate::guard::{checked_call, object_call};
 use crate::refcount::{self, Refusal};
-use std::ffi::c_int;
+use core::ffi::c_int;
 
 /// What [`immortalize`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

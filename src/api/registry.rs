@@ -1,115 +1,279 @@
 //! The registry of objects that pyimmortal made immortal.
 //!
-//! Leak checkers can tell intended immortals from leaks with it. Entries are
-//! kept per interpreter (by `PyInterpreterState_GetID`); interpreter IDs are
-//! not reused while the runtime lives. The registry belongs to this copy of
-//! the library: two extensions that each link `libpyimmortal.a` keep two
-//! registries.
+//! Leak checkers can tell intended immortals from leaks with it. Each
+//! interpreter owns its registry: a table in memory from `PyMem_RawMalloc`,
+//! kept in a capsule in the interpreter's own dict
+//! ([`cpython::InterpreterData`]). CPython clears that dict when the
+//! interpreter ends, which frees the table, so a subinterpreter's entries go
+//! with it and an embedding application that initializes Python again after
+//! `Py_FinalizeEx` starts with an empty registry. The dict key carries the
+//! address of a static of this copy of the library: two extensions that each
+//! link `libpyimmortal.a` keep two registries.
 //!
-//! Each interpreter's objects are kept in the order they were made immortal
-//! (for `pyimmortal_Registry_Visit`), and a hash set of (object, interpreter)
-//! pairs answers `pyimmortal_Registry_Contains` in constant time on average.
-//!
-//! At the end of `Py_FinalizeEx` the registry is emptied, so that an
-//! embedding application that initializes Python again never sees objects of
-//! the previous runtime. The emptying is a `Py_AtExit` callback, and CPython
-//! forgets its `Py_AtExit` callbacks once it has called them
-//! (`call_ll_exitfuncs` in `Python/pylifecycle.c` pops each one), so the
-//! callback is registered anew in every runtime: by the first entry recorded
-//! while none is registered. The callback itself marks it unregistered. A
-//! runtime that records nothing needs no callback, since it leaves the
-//! registry empty. If `Py_AtExit` refuses (its table holds 32 callbacks),
-//! the next entry tries again.
+//! The table lists its objects in the order they were made immortal (for
+//! `pyimmortal_Registry_Visit`) and indexes them in an open-addressing hash
+//! set, which answers `pyimmortal_Registry_Contains` in constant time on
+//! average. Entries are never removed: immortal objects are never freed.
+//! A spin lock serializes threads of one interpreter on free-threaded
+//! builds (on GIL builds the GIL already does); nothing that runs under it
+//! calls back into Python.
 
-use crate::cpython::{self, Exception};
-use crate::ffi::{visitproc, PyObject, Py_ssize_t};
+use crate::cpython::{self, Exception, InterpreterData};
+use crate::ffi::{self, visitproc, PyObject, Py_ssize_t};
 use crate::guard;
-use std::collections::{HashMap, HashSet};
-use std::ffi::{c_int, c_void};
-use std::panic::catch_unwind;
-use std::sync::Mutex;
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_void, CStr};
+use core::hint::spin_loop;
+use core::mem::size_of;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
 
-/// `(object address, interpreter ID)`.
-type Key = (usize, i64);
-
-struct Registry {
-    /// Per interpreter, its objects in the order they were made immortal.
-    ordered: Option<HashMap<i64, Vec<usize>>>,
-    /// Every (object, interpreter) pair of `ordered`.
-    members: Option<HashSet<Key>>,
-    /// Whether `clear_at_exit` is registered with the current runtime.
-    at_exit_registered: bool,
+/// One interpreter's registry. All-zero bytes are an empty table, which is
+/// how it is allocated.
+#[repr(C)]
+struct Table {
+    locked: AtomicBool,
+    entries: UnsafeCell<Entries>,
 }
 
-impl Registry {
-    fn ordered(&mut self) -> &mut HashMap<i64, Vec<usize>> {
-        self.ordered.get_or_insert_with(HashMap::new)
-    }
+/// A table's contents, used only under its lock.
+#[repr(C)]
+struct Entries {
+    /// The objects in the order they were made immortal: `len` of `cap`.
+    order: *mut usize,
+    len: usize,
+    cap: usize,
+    /// Open addressing with linear probing over `1 << bits` slots; 0 is
+    /// empty (no object lives at address 0). At most half full.
+    slots: *mut usize,
+    bits: u32,
+}
 
-    fn members(&mut self) -> &mut HashSet<Key> {
-        self.members.get_or_insert_with(HashSet::new)
-    }
+/// Holds a table's lock; releases it when dropped.
+struct Locked<'a> {
+    lock: &'a AtomicBool,
+    e: &'a mut Entries,
+}
 
-    fn clear(&mut self) {
-        self.ordered = None;
-        self.members = None;
-        self.at_exit_registered = false;
+impl Table {
+    /// Takes the lock. The holder runs no Python code and never waits for
+    /// another lock, so the wait is short.
+    fn lock(&self) -> Locked<'_> {
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.locked.load(Ordering::Relaxed) {
+                spin_loop();
+            }
+        }
+        Locked {
+            lock: &self.locked,
+            // SAFETY: the lock gives this thread the only access to the
+            // entries until the guard drops, and every access to them goes
+            // through a guard.
+            e: unsafe { &mut *self.entries.get() },
+        }
     }
 }
 
-// `HashMap::new` is not `const`: the maps are made on first use.
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    ordered: None,
-    members: None,
-    at_exit_registered: false,
-});
-
-fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.lock.store(false, Ordering::Release);
+    }
 }
 
-/// Runs at the end of `Py_FinalizeEx` (registered with `Py_AtExit`).
-extern "C" fn clear_at_exit() {
-    let _ = catch_unwind(|| registry().clear());
+impl Locked<'_> {
+    /// The slot where `obj` is, or the empty slot where it would go.
+    fn probe(&self, obj: usize) -> usize {
+        let t = &*self.e;
+        let mask = (1usize << t.bits) - 1;
+        // Fibonacci hashing of the address without its alignment bits.
+        let mut i =
+            ((obj >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (usize::BITS - t.bits)) & mask;
+        loop {
+            // SAFETY: `i <= mask`, within the `1 << bits` slots; the table
+            // is never full, so the probe stops.
+            let slot = unsafe { *t.slots.add(i) };
+            if slot == obj || slot == 0 {
+                return i;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn contains(&self, obj: usize) -> bool {
+        if self.e.slots.is_null() {
+            return false;
+        }
+        // SAFETY: `probe` returns an index within the slots.
+        unsafe { *self.e.slots.add(self.probe(obj)) == obj }
+    }
+
+    /// Adds `obj` unless it is there. Returns false if memory ran out
+    /// (nothing changed).
+    fn insert(&mut self, obj: usize) -> bool {
+        if self.contains(obj) {
+            return true;
+        }
+        let t = &mut *self.e;
+        if t.len == t.cap {
+            let cap = if t.cap == 0 { 16 } else { t.cap * 2 };
+            let Some(bytes) = cap.checked_mul(size_of::<usize>()) else {
+                return false;
+            };
+            // SAFETY: `order` is NULL or from PyMem_RawMalloc/Realloc.
+            let order = unsafe { ffi::PyMem_RawRealloc(t.order.cast(), bytes) };
+            if order.is_null() {
+                return false;
+            }
+            t.order = order.cast();
+            t.cap = cap;
+        }
+        if (t.len + 1) * 2 > 1 << t.bits && !self.rehash() {
+            return false;
+        }
+        let i = self.probe(obj);
+        let t = &mut *self.e;
+        // SAFETY: `i` is within the slots, and `len < cap` entries of
+        // `order` are allocated.
+        unsafe {
+            *t.slots.add(i) = obj;
+            *t.order.add(t.len) = obj;
+        }
+        t.len += 1;
+        true
+    }
+
+    /// Doubles the slots (at least 32) and re-inserts every entry.
+    fn rehash(&mut self) -> bool {
+        let bits = if self.e.slots.is_null() {
+            5
+        } else {
+            self.e.bits + 1
+        };
+        if bits >= usize::BITS - 1 {
+            return false;
+        }
+        // SAFETY: zeroed memory for `1 << bits` slots, all empty.
+        let slots = unsafe { ffi::PyMem_RawCalloc(1 << bits, size_of::<usize>()) };
+        if slots.is_null() {
+            return false;
+        }
+        let t = &mut *self.e;
+        // SAFETY: `slots` is NULL or from PyMem_RawCalloc, and no longer used.
+        unsafe { ffi::PyMem_RawFree(t.slots.cast()) };
+        t.slots = slots.cast();
+        t.bits = bits;
+        for k in 0..t.len {
+            // SAFETY: the first `len` entries of `order` are initialized.
+            let obj = unsafe { *self.e.order.add(k) };
+            let i = self.probe(obj);
+            // SAFETY: `i` is within the slots.
+            unsafe { *self.e.slots.add(i) = obj };
+        }
+        true
+    }
+}
+
+/// Where each interpreter keeps this copy's table.
+static REGISTRY: InterpreterData = InterpreterData {
+    name: c"pyimmortal.registry",
+    destructor: free_table,
+};
+
+const KEY_PREFIX: &[u8] = b"pyimmortal.registry.";
+const KEY_LEN: usize = KEY_PREFIX.len() + 2 * size_of::<usize>() + 1;
+
+/// The dict key: `pyimmortal.registry.` and the address of this copy's
+/// [`REGISTRY`] in hexadecimal, so that every copy of the library in the
+/// process has its own.
+fn key(buf: &mut [u8; KEY_LEN]) -> &CStr {
+    let addr = ptr::from_ref(&REGISTRY) as usize;
+    buf[..KEY_PREFIX.len()].copy_from_slice(KEY_PREFIX);
+    let digits = &mut buf[KEY_PREFIX.len()..KEY_LEN - 1];
+    let n = digits.len();
+    for (i, d) in digits.iter_mut().enumerate() {
+        let nibble = (addr >> (4 * (n - 1 - i))) & 0xf;
+        *d = b"0123456789abcdef"[nibble];
+    }
+    buf[KEY_LEN - 1] = 0;
+    // The hexadecimal digits and the prefix contain no NUL; the last byte is one.
+    match CStr::from_bytes_with_nul(buf) {
+        Ok(k) => k,
+        Err(_) => c"pyimmortal.registry",
+    }
+}
+
+/// The current interpreter's table, made on first use if `create`; None
+/// if there is none (or memory ran out making it).
+///
+/// # Safety
+/// The calling thread must be attached.
+unsafe fn table<'a>(create: bool) -> Option<&'a Table> {
+    let mut buf = [0; KEY_LEN];
+    let key = key(&mut buf);
+    // SAFETY: attached thread (caller's contract); only this module stores
+    // under this copy's key.
+    let mut t = unsafe { REGISTRY.get(key) }.cast::<Table>();
+    if t.is_null() && create {
+        // SAFETY: zeroed bytes are an empty table.
+        let new = unsafe { ffi::PyMem_RawCalloc(1, size_of::<Table>()) }.cast::<Table>();
+        if new.is_null() {
+            return None;
+        }
+        // SAFETY: attached thread; `new` is a table that `free_table` frees.
+        t = unsafe { REGISTRY.store(key, new.cast()) }.cast();
+        if t != new {
+            // SAFETY: `new` was not stored, so nothing else has it.
+            unsafe { drop_table(new) };
+        }
+    }
+    // SAFETY: a stored table lives until the interpreter's dict is cleared,
+    // at the end of the interpreter, after the last call made in it;
+    // its fields are only used under its lock.
+    unsafe { t.as_ref() }
 }
 
 /// Records `op`, made immortal by this library in the current interpreter.
+/// If memory runs out the object stays immortal but unlisted.
 ///
 /// # Safety
 /// The calling thread must be attached.
 pub unsafe fn record(op: *mut PyObject) {
     // SAFETY: attached thread (caller's contract).
-    let interpreter = unsafe { cpython::interpreter_id() };
-    let mut r = registry();
-    if !r.at_exit_registered {
-        // SAFETY: attached thread (caller's contract). Py_AtExit only stores
-        // the pointer; it does not call back, so holding the lock is fine.
-        r.at_exit_registered = unsafe { cpython::at_exit(clear_at_exit) };
-    }
-    let key = (op as usize, interpreter);
-    if r.members().insert(key) {
-        r.ordered().entry(interpreter).or_default().push(key.0);
+    if let Some(t) = unsafe { table(true) } {
+        t.lock().insert(op as usize);
     }
 }
 
-/// Runs `f` over the registered objects of the current interpreter, in
-/// order, under the registry's lock (so `f` must not call back into
-/// Python).
+/// Frees a table: the capsule's destructor, run when the interpreter's dict
+/// is cleared, or when a capsule that lost the race to be stored is dropped.
 ///
 /// # Safety
-/// The calling thread must be attached.
-unsafe fn with_current<R>(f: impl FnOnce(&[usize]) -> R) -> R {
-    // SAFETY: attached thread (caller's contract).
-    let interpreter = unsafe { cpython::interpreter_id() };
-    let r = registry();
-    let objects = r
-        .ordered
-        .as_ref()
-        .and_then(|m| m.get(&interpreter))
-        .map_or(&[][..], Vec::as_slice);
-    f(objects)
+/// `capsule` must be a capsule that [`REGISTRY`] made, holding a table.
+unsafe extern "C" fn free_table(capsule: *mut PyObject) {
+    // SAFETY: the capsule's pointer is a table from `new_table` (caller's
+    // contract), which nothing else uses once the capsule is gone.
+    unsafe { drop_table(ffi::PyCapsule_GetPointer(capsule, REGISTRY.name.as_ptr()).cast()) }
 }
 
+/// # Safety
+/// `t` must be NULL or a table from `new_table` that nothing else uses.
+unsafe fn drop_table(t: *mut Table) {
+    if t.is_null() {
+        return;
+    }
+    // SAFETY: the arrays and the table come from PyMem_Raw* (caller's
+    // contract); PyMem_RawFree accepts NULL.
+    unsafe {
+        let e = &*(*t).entries.get();
+        ffi::PyMem_RawFree(e.order.cast());
+        ffi::PyMem_RawFree(e.slots.cast());
+        ffi::PyMem_RawFree(t.cast());
+    }
+}
 /// Number of objects that this copy of pyimmortal made immortal (with
 /// `pyimmortal_Immortalize` or `pyimmortal_ImmortalizeChecked`) in the
 /// current interpreter.
@@ -125,7 +289,7 @@ unsafe fn with_current<R>(f: impl FnOnce(&[usize]) -> R) -> R {
 pub unsafe extern "C" fn pyimmortal_Registry_Count() -> Py_ssize_t {
     let body = || {
         // SAFETY: attached thread (this function's contract).
-        unsafe { with_current(|objects| objects.len()) as Py_ssize_t }
+        unsafe { table(false) }.map_or(0, |t| t.lock().e.len as Py_ssize_t)
     };
     // SAFETY: attached thread (this function's contract).
     unsafe { guard::call(0, body) }
@@ -159,15 +323,20 @@ pub unsafe extern "C" fn pyimmortal_Registry_Visit(visit: visitproc, arg: *mut c
         };
         return -1;
     };
-    // The visits run after the lock is released: `visit` may call back.
-    let body = || {
-        // SAFETY: attached thread (this function's contract).
-        unsafe { with_current(|objects| objects.to_vec()) }
-    };
+    // Each entry is read under the lock and visited after it is released,
+    // since `visit` may call back (and add entries, which go to the end).
     // SAFETY: attached thread (this function's contract).
-    let objects: Vec<_> = unsafe { guard::call(Vec::new(), body) };
-    for obj in objects {
-        let obj = obj as *mut PyObject;
+    let Some(t) = (unsafe { guard::call(None, || table(false)) }) else {
+        return 0;
+    };
+    let len = t.lock().e.len;
+    for k in 0..len {
+        let locked = t.lock();
+        // SAFETY: entry `k < len` is initialized, and entries are never
+        // removed (`order` may move when it grows, so it is read under the
+        // lock).
+        let obj = unsafe { *locked.e.order.add(k) } as *mut PyObject;
+        drop(locked);
         // SAFETY: a valid visitproc (this function's contract), called on a
         // registered object, which is immortal and so still alive.
         let r = unsafe { visit(obj, arg) };
@@ -194,11 +363,7 @@ pub unsafe extern "C" fn pyimmortal_Registry_Contains(op: *mut PyObject) -> c_in
     }
     let body = || {
         // SAFETY: attached thread (this function's contract).
-        let interpreter = unsafe { cpython::interpreter_id() };
-        registry()
-            .members
-            .as_ref()
-            .is_some_and(|m| m.contains(&(op as usize, interpreter))) as c_int
+        unsafe { table(false) }.is_some_and(|t| t.lock().contains(op as usize)) as c_int
     };
     // SAFETY: attached thread (this function's contract).
     unsafe { guard::call(0, body) }

@@ -1,6 +1,6 @@
 //! What the library was built for.
 
-use std::ffi::{c_char, c_ulong};
+use core::ffi::{c_char, c_ulong};
 
 /// The CPython target this copy of the library was built for, as a static
 /// NUL-terminated string such as `"3.14"` or `"3.14t"`. Never NULL; needs

@@ -4,7 +4,7 @@ use crate::cpython::runtime;
 use crate::ffi::PyObject;
 use crate::guard::object_call;
 use crate::refcount;
-use std::ffi::c_int;
+use core::ffi::c_int;
 
 /// Tells whether `op` is uniquely referenced, with the contract of CPython
 /// 3.14's `PyUnstable_Object_IsUniquelyReferenced` (gh-133140).

@@ -9,7 +9,8 @@
 pub mod runtime;
 
 use crate::ffi::{self, PyObject};
-use std::ffi::{c_int, c_ulong, c_void};
+use core::ffi::{c_int, c_ulong, c_void, CStr};
+use core::ptr;
 
 /// The exceptions pyimmortal raises.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +25,7 @@ pub enum Exception {
 ///
 /// # Safety
 /// The calling thread must be attached.
-pub unsafe fn set_error(exc: Exception, msg: &std::ffi::CStr) {
+pub unsafe fn set_error(exc: Exception, msg: &CStr) {
     // SAFETY: attached thread (caller's contract); the exception objects
     // are set up by the interpreter's initialization and never change.
     unsafe {
@@ -47,14 +48,87 @@ pub unsafe fn error_occurred() -> bool {
     unsafe { !ffi::PyErr_Occurred().is_null() }
 }
 
-/// `PyInterpreterState_GetID(PyInterpreterState_Get())`.
-///
-/// # Safety
-/// The calling thread must be attached.
-pub unsafe fn interpreter_id() -> i64 {
-    // SAFETY: attached thread (caller's contract), so there is a current
-    // interpreter.
-    unsafe { ffi::PyInterpreterState_GetID(ffi::PyInterpreterState_Get()) }
+/// Data owned by the current interpreter: a pointer kept in a capsule in
+/// the interpreter's own dict (`PyInterpreterState_GetDict`, 3.8+) under
+/// a key of the caller's. CPython clears that dict when the interpreter ends
+/// (`PyInterpreterState_Clear` in `Python/pystate.c`, during `Py_FinalizeEx`
+/// for the main interpreter), which runs the capsule's destructor; so each
+/// interpreter, and each runtime after `Py_FinalizeEx`, starts without it.
+pub struct InterpreterData {
+    /// The capsule's name (`PyCapsule_New` keeps the pointer).
+    pub name: &'static CStr,
+    /// Frees the data; runs as the capsule's destructor.
+    pub destructor: unsafe extern "C" fn(*mut PyObject),
+}
+
+impl InterpreterData {
+    /// The current interpreter's pointer under `key`, or NULL if none is
+    /// stored. Sets no exception.
+    ///
+    /// # Safety
+    /// The calling thread must be attached, and only [`Self::store`] of this
+    /// `InterpreterData` may write under `key` (so the entry, once there,
+    /// is its capsule and stays until the interpreter ends).
+    pub unsafe fn get(&self, key: &CStr) -> *mut c_void {
+        // SAFETY: attached thread (caller's contract). The dict is the
+        // interpreter's own; `PyDict_GetItemString` suppresses its errors
+        // and returns a borrowed reference, which stays valid because the
+        // entry is never replaced or removed (caller's contract).
+        unsafe {
+            let dict = ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get());
+            if dict.is_null() {
+                return ptr::null_mut();
+            }
+            let capsule = ffi::PyDict_GetItemString(dict, key.as_ptr());
+            if capsule.is_null() {
+                return ptr::null_mut();
+            }
+            ffi::PyCapsule_GetPointer(capsule, self.name.as_ptr())
+        }
+    }
+
+    /// Stores `data` for the current interpreter under `key` unless a pointer is
+    /// stored already (by another thread), and returns the stored pointer:
+    /// `data`, the earlier one, or NULL if memory ran out (the error is
+    /// cleared: sets no exception). Whenever the result is not `data`,
+    /// `data` is still the caller's to free.
+    ///
+    /// # Safety
+    /// The calling thread must be attached; `data` must be non-NULL and
+    /// something `destructor` frees; the caller's contract of [`Self::get`].
+    pub unsafe fn store(&self, key: &CStr, data: *mut c_void) -> *mut c_void {
+        // SAFETY: attached thread (caller's contract). The capsule frees
+        // `data` through `destructor` only if it is the one stored, since
+        // its destructor is removed otherwise before our reference is
+        // dropped. `PyDict_SetDefault` returns a borrowed reference to the
+        // stored value, which the dict keeps alive; `Py_DecRef` accepts NULL.
+        unsafe {
+            let capsule = ffi::PyCapsule_New(data, self.name.as_ptr(), Some(self.destructor));
+            if capsule.is_null() {
+                ffi::PyErr_Clear();
+                return ptr::null_mut();
+            }
+            let dict = ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get());
+            let key = ffi::PyUnicode_FromString(key.as_ptr());
+            let stored = if dict.is_null() || key.is_null() {
+                ptr::null_mut()
+            } else {
+                ffi::PyDict_SetDefault(dict, key, capsule)
+            };
+            let result = if stored.is_null() {
+                ffi::PyErr_Clear();
+                ptr::null_mut()
+            } else {
+                ffi::PyCapsule_GetPointer(stored, self.name.as_ptr())
+            };
+            if result != data {
+                ffi::PyCapsule_SetDestructor(capsule, None);
+            }
+            ffi::Py_DecRef(key);
+            ffi::Py_DecRef(capsule);
+            result
+        }
+    }
 }
 
 /// Whether the current interpreter has a thread state other than the
@@ -84,19 +158,6 @@ pub unsafe fn other_threads_exist() -> bool {
         }
     }
     false
-}
-
-/// `Py_AtExit(func)`: runs `func` at the end of `Py_FinalizeEx`. Returns
-/// false when CPython's table of such callbacks is full.
-///
-/// # Safety
-/// The calling thread must be attached: before 3.13, `Py_AtExit` appends to
-/// its table without a lock of its own (`Python/pylifecycle.c`), so only the
-/// GIL keeps two callers apart.
-pub unsafe fn at_exit(func: extern "C" fn()) -> bool {
-    // SAFETY: attached thread (caller's contract); `Py_AtExit` only stores
-    // the pointer.
-    unsafe { ffi::Py_AtExit(Some(func)) == 0 }
 }
 
 /// `_Py_ThreadId()` of the calling thread, as the target's headers define it.
@@ -160,29 +221,60 @@ pub unsafe fn gc_is_finalized(op: *mut PyObject) -> bool {
 pub unsafe fn running_minor() -> Option<u32> {
     // SAFETY: attached thread (caller's contract); the result is a
     // NUL-terminated string in a static buffer.
-    let text = unsafe { std::ffi::CStr::from_ptr(ffi::Py_GetVersion()) };
-    parse_minor(text.to_str().ok()?)
+    let text = unsafe { CStr::from_ptr(ffi::Py_GetVersion()) };
+    parse_minor(text.to_bytes())
 }
 
-/// Parses the minor version out of a `Py_GetVersion()` string.
-pub fn parse_minor(version: &str) -> Option<u32> {
-    let mut parts = version.split(|c: char| !c.is_ascii_digit());
-    if parts.next()? != "3" {
-        return None;
+/// Parses the minor version out of a `Py_GetVersion()` string: the digits
+/// after a leading `3.`.
+pub fn parse_minor(version: &[u8]) -> Option<u32> {
+    let rest = version.strip_prefix(b"3.")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit());
+    let (count, minor) = digits.fold((0, 0u32), |(count, v), b| {
+        (
+            count + 1,
+            v.wrapping_mul(10).wrapping_add(u32::from(b - b'0')),
+        )
+    });
+    (1..=3).contains(&count).then_some(minor)
+}
+
+/// Writes `n` in decimal into `buf` and returns the digits.
+pub fn format_decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    // u32::MAX has 10 digits, so the loop ends with `n == 0`.
+    let mut start = buf.len();
+    for slot in buf.iter_mut().rev() {
+        *slot = b'0' + (n % 10) as u8;
+        n /= 10;
+        start -= 1;
+        if n == 0 {
+            break;
+        }
     }
-    parts.next()?.parse().ok()
+    buf.get(start..).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_minor;
+    use super::{format_decimal, parse_minor};
 
     #[test]
     fn parses_version_strings() {
-        assert_eq!(parse_minor("3.14.0 (main, Oct 7 2025)"), Some(14));
-        assert_eq!(parse_minor("3.9.18 (main)"), Some(9));
-        assert_eq!(parse_minor("3.15.0a7+ experimental"), Some(15));
-        assert_eq!(parse_minor("2.7.18"), None);
-        assert_eq!(parse_minor(""), None);
+        assert_eq!(parse_minor(b"3.14.0 (main, Oct 7 2025)"), Some(14));
+        assert_eq!(parse_minor(b"3.9.18 (main)"), Some(9));
+        assert_eq!(parse_minor(b"3.15.0a7+ experimental"), Some(15));
+        assert_eq!(parse_minor(b"3.15"), Some(15));
+        assert_eq!(parse_minor(b"2.7.18"), None);
+        assert_eq!(parse_minor(b"3."), None);
+        assert_eq!(parse_minor(b"3.12345"), None);
+        assert_eq!(parse_minor(b""), None);
+    }
+
+    #[test]
+    fn formats_decimals() {
+        let mut buf = [0; 10];
+        assert_eq!(format_decimal(0, &mut buf), b"0");
+        assert_eq!(format_decimal(15, &mut buf), b"15");
+        assert_eq!(format_decimal(u32::MAX, &mut buf), b"4294967295");
     }
 }

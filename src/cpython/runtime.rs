@@ -7,8 +7,8 @@
 //! off, so the tests can compare both implementations on one interpreter.
 
 use crate::ffi::PyObject;
-use std::ffi::{c_int, c_void, CStr};
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::ffi::{c_int, c_ulong, c_void, CStr};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 /// Signature shared by CPython's four refcount functions.
 pub type ObjectPredicate = unsafe extern "C" fn(*mut PyObject) -> c_int;
@@ -25,7 +25,7 @@ impl Export {
     pub const fn new(name: &'static CStr) -> Self {
         Self {
             name,
-            slot: AtomicPtr::new(std::ptr::null_mut()),
+            slot: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
@@ -50,7 +50,7 @@ impl Export {
         // SAFETY: only used for symbols whose C signature is
         // `int (PyObject *)`.
         self.address()
-            .map(|p| unsafe { std::mem::transmute::<*mut c_void, ObjectPredicate>(p) })
+            .map(|p| unsafe { core::mem::transmute::<*mut c_void, ObjectPredicate>(p) })
     }
 }
 
@@ -75,7 +75,7 @@ pub static MERGE_ZERO_LOCAL_REFCOUNT: Export = Export::new(c"_Py_MergeZeroLocalR
 pub unsafe fn dec_ref_total() {
     if let Some(p) = DECREF_DEC_REF_TOTAL.address() {
         // SAFETY: the symbol is `void _Py_DECREF_DecRefTotal(void)`.
-        let f = unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(p) };
+        let f = unsafe { core::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(p) };
         // SAFETY: attached thread (caller's contract).
         unsafe { f() }
     }
@@ -87,7 +87,12 @@ fn force_builtin() -> bool {
         1 => false,
         2 => true,
         _ => {
-            let on = std::env::var_os("PYIMMORTAL_FORCE_BUILTIN").is_some_and(|v| v == "1");
+            // SAFETY: getenv with a NUL-terminated name; the result, if not
+            // NULL, is a NUL-terminated string that is only compared here.
+            let on = unsafe {
+                let v = libc::getenv(c"PYIMMORTAL_FORCE_BUILTIN".as_ptr());
+                !v.is_null() && CStr::from_ptr(v) == c"1"
+            };
             STATE.store(if on { 2 } else { 1 }, Ordering::Relaxed);
             on
         }
@@ -108,38 +113,81 @@ unsafe fn running_minor() -> Option<u32> {
     match PY_VERSION.address() {
         // SAFETY: the symbol is `const unsigned long Py_Version`, read-only
         // data.
-        Some(p) => Some(((unsafe { *p.cast::<std::ffi::c_ulong>() } >> 16) & 0xff) as u32),
+        Some(p) => Some(((unsafe { *p.cast::<c_ulong>() } >> 16) & 0xff) as u32),
         // SAFETY: attached thread (caller's contract).
         None => unsafe { super::running_minor() },
     }
 }
 
+/// What [`target_matches`] decided: not yet, or its answer.
+static TARGET: AtomicU8 = AtomicU8::new(UNCHECKED);
+const UNCHECKED: u8 = 0;
+const MATCHES: u8 = 1;
+const MISMATCH: u8 = 2;
+
 /// Whether the running interpreter is the target the library was built
-/// for. Decided once, by the first caller; a mismatch is reported once on
-/// stderr and makes every function return its "did nothing" value.
+/// for. Decided by the first caller; a mismatch is reported once on stderr
+/// and makes every function return its "did nothing" value. After the first
+/// call this is one load and a compare.
 ///
 /// # Safety
 /// The calling thread must be attached: the first call may read
 /// `Py_GetVersion()`.
+#[inline(always)]
 pub unsafe fn target_matches() -> bool {
-    static MATCHES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MATCHES.get_or_init(|| {
-        let built_minor = crate::abi::parse_decimal(env!("PYIMMORTAL_TARGET_MINOR"));
-        let built_ft = cfg!(Py_GIL_DISABLED);
+    // Relaxed: the answer publishes no other data, and every thread that
+    // computes it computes the same one.
+    match TARGET.load(Ordering::Relaxed) {
+        MATCHES => true,
+        MISMATCH => false,
         // SAFETY: attached thread (caller's contract).
-        let running_minor = unsafe { running_minor() };
-        let running_ft = MERGE_ZERO_LOCAL_REFCOUNT.address().is_some();
-        let ok = running_minor == Some(built_minor) && running_ft == built_ft;
-        if !ok {
-            eprintln!(
-                "pyimmortal: this library was built for CPython {} but the running \
-                 interpreter is 3.{}{}; pyimmortal leaves every object unchanged. \
-                 Rebuild libpyimmortal.a for this interpreter.",
-                env!("PYIMMORTAL_TARGET"),
-                running_minor.map_or("?".to_string(), |m| m.to_string()),
-                if running_ft { "t" } else { "" },
-            );
-        }
-        ok
-    })
+        _ => unsafe { check_target() },
+    }
+}
+
+/// The first call of [`target_matches`].
+///
+/// # Safety
+/// The calling thread must be attached.
+#[cold]
+#[inline(never)]
+unsafe fn check_target() -> bool {
+    let built_minor = crate::abi::parse_decimal(env!("PYIMMORTAL_TARGET_MINOR"));
+    let built_ft = cfg!(Py_GIL_DISABLED);
+    // SAFETY: attached thread (caller's contract).
+    let running_minor = unsafe { running_minor() };
+    let running_ft = MERGE_ZERO_LOCAL_REFCOUNT.address().is_some();
+    let ok = running_minor == Some(built_minor) && running_ft == built_ft;
+    let answer = if ok { MATCHES } else { MISMATCH };
+    // Only the thread that stores the answer reports it.
+    let first = TARGET
+        .compare_exchange(UNCHECKED, answer, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok();
+    if first && !ok {
+        report_mismatch(running_minor, running_ft);
+    }
+    ok
+}
+
+/// Prints the one line that says the library is for another interpreter.
+fn report_mismatch(running_minor: Option<u32>, running_ft: bool) {
+    let mut digits = [0u8; 10];
+    let minor: &[u8] = match running_minor {
+        Some(m) => super::format_decimal(m, &mut digits),
+        None => b"?",
+    };
+    let parts: [&[u8]; 6] = [
+        b"pyimmortal: this library was built for CPython ",
+        env!("PYIMMORTAL_TARGET").as_bytes(),
+        b" but the running interpreter is 3.",
+        minor,
+        if running_ft { b"t" } else { b"" },
+        b"; pyimmortal leaves every object unchanged. \
+          Rebuild libpyimmortal.a for this interpreter.\n",
+    ];
+    for part in parts {
+        // SAFETY: writes `part.len()` bytes from a live slice to stderr. A
+        // failed or short write loses (part of) a diagnostic, nothing else.
+        unsafe { libc::write(libc::STDERR_FILENO, part.as_ptr().cast(), part.len()) };
+    }
 }

@@ -106,7 +106,7 @@ macro_rules! object_head {
         )*}
 
         const _: () = {
-            use std::mem::{align_of, size_of};
+            use core::mem::{align_of, size_of};
             use $crate::layout::oracle::PyObject;
             assert!(
                 size_of::<$head>() == size_of::<PyObject>(),
@@ -132,7 +132,7 @@ macro_rules! field_matches {
     ($head:ident, $field:ident: $ty:ty => $($c_field:ident).+) => {
         #[allow(unused_unsafe)]
         const _: () = {
-            use std::mem::{offset_of, size_of};
+            use core::mem::{offset_of, size_of};
             use $crate::layout::oracle::PyObject;
             assert!(
                 offset_of!($head, $field) == offset_of!(PyObject, $($c_field).+),
@@ -158,7 +158,7 @@ pub(crate) use {facts, field_matches, object_head};
 
 /// The size of the field that `field` projects to, without a value.
 pub(crate) const fn size_of_field<T, F>(_field: fn(&T) -> &F) -> usize {
-    std::mem::size_of::<F>()
+    core::mem::size_of::<F>()
 }
 
 #[cfg(test)]
@@ -181,8 +181,15 @@ mod tests {
         "PYIMMORTAL_VERSION_MINOR",
         "PYIMMORTAL_VERSION_PATCH",
         "PYIMMORTAL_VERSION_NUMBER",
-        // cpython/runtime.rs: the marker of a symbol that dlsym did not find.
+        // cpython/runtime.rs: the marker of a symbol that dlsym did not find,
+        // and the states of the target check.
         "ABSENT",
+        "UNCHECKED",
+        "MATCHES",
+        "MISMATCH",
+        // api/registry.rs: the dict key of this copy's registry.
+        "KEY_PREFIX",
+        "KEY_LEN",
         // api/target.rs: the PY_VERSION_HEX that build.rs read.
         "HEX",
     ];

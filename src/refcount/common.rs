@@ -4,7 +4,7 @@
 use super::type_of;
 use crate::cpython;
 use crate::ffi::PyObject;
-use std::ffi::{c_int, c_ulong};
+use core::ffi::{c_int, c_ulong};
 
 crate::layout::facts! {
     /// `Py_TPFLAGS_HAVE_GC` (`Include/object.h`).

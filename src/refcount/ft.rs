@@ -11,7 +11,7 @@
 use super::head;
 use crate::cpython;
 use crate::ffi::PyObject;
-use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering::Relaxed};
 
 crate::layout::object_head! {
     /// `PyObject` in free-threaded CPython 3.13-3.15, `Include/object.h`.

@@ -2,7 +2,7 @@
 //! `pyimmortal_ImmortalizeChecked` raises for each reason.
 
 use crate::cpython::Exception;
-use std::ffi::CStr;
+use core::ffi::CStr;
 
 /// Why pyimmortal refuses to make an object immortal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
