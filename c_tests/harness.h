@@ -73,7 +73,7 @@ harness_run(const char *name, void (*test)(void))
     }
 }
 
-/* Whether this process exports one of CPython's four functions that
+/* Whether this process exports one of CPython's two functions that
  * pyimmortal calls instead of its own implementation (looked up as the
  * library does, with dlsym). */
 static inline int
@@ -81,9 +81,7 @@ harness_cpython_exports_any(void)
 {
     static const char *const names[] = {
         "PyUnstable_SetImmortal",
-        "PyUnstable_IsImmortal",
         "PyUnstable_Object_EnableDeferredRefcount",
-        "PyUnstable_Object_IsUniquelyReferenced",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (dlsym(RTLD_DEFAULT, names[i]) != NULL) {
@@ -112,7 +110,7 @@ harness_start(const char *name)
      * run without it has checked pyimmortal's own implementation already. */
     const char *force = getenv("PYIMMORTAL_FORCE_BUILTIN");
     if (force != NULL && strcmp(force, "1") == 0 && !harness_cpython_exports_any()) {
-        fprintf(stderr, "%s: skipped (the interpreter exports none of the four CPython "
+        fprintf(stderr, "%s: skipped (the interpreter exports neither of the two CPython "
                         "functions that pyimmortal would call instead of its own, so "
                         "PYIMMORTAL_FORCE_BUILTIN changes nothing)\n",
                 name);

@@ -146,6 +146,8 @@ int pyimmortal_PyUnstable_SetImmortal(PyObject *op);
  * - 3.9-3.11 have no immortal objects: always 0.
  * - `op == NULL` returns 0.
  * - Requires an attached thread state.
+ * - Reads the object header directly, also where the interpreter exports
+ *   CPython's own function, which reads the same fields.
  *
  * # Safety
  * `op` must be NULL or point to a live Python object, and the calling
@@ -290,6 +292,8 @@ unsigned long pyimmortal_target_version_hex(void);
  *   by another thread gives 0.
  * - `op == NULL` returns 0.
  * - Requires an attached thread state.
+ * - Reads the object header directly, also where the interpreter exports
+ *   CPython's own function, which reads the same fields.
  *
  * # Safety
  * `op` must be NULL or point to a live Python object, and the calling

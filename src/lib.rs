@@ -16,8 +16,8 @@
 //! refcount  ──► cpython, and layout (compile-time checks only)
 //! cpython   ──► ffi
 //! layout    ──► bindgen's reading of the target's headers
-//! ffi, abi  ──► nothing: leaves that any module may use (`ffi::PyObject`,
-//!               `abi`'s version parser)
+//! ffi, abi, spin ──► nothing: leaves that any module may use
+//!               (`ffi::PyObject`, `abi`'s version parser, the spin lock)
 //! ```
 //!
 //! - [`api`]: the exported functions, one module per section of the header.
@@ -41,6 +41,7 @@
 //!   `object_head!` macros that declare each fact in `refcount` and compare
 //!   it with bindgen's reading of the target's headers, from a C probe that
 //!   `build.rs` generates out of the same tables (`build/layout_probe.rs`).
+//! - [`spin`]: the spin lock around the little state pyimmortal keeps.
 //! - [`abi`]: the constants exported in the header; a leaf that the
 //!   `systest/` crate also reads.
 
@@ -63,6 +64,7 @@ pub mod ffi;
 pub mod guard;
 pub mod layout;
 pub mod refcount;
+pub mod spin;
 
 // The header's version is Cargo.toml's version.
 const _: () = {

@@ -88,21 +88,15 @@ pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
 /// - 3.9-3.11 have no immortal objects: always 0.
 /// - `op == NULL` returns 0.
 /// - Requires an attached thread state.
+/// - Reads the object header directly, also where the interpreter exports
+///   CPython's own function, which reads the same fields.
 ///
 /// # Safety
 /// `op` must be NULL or point to a live Python object, and the calling
 /// thread must hold an attached thread state (the GIL on GIL builds).
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_IsImmortal(op: *mut PyObject) -> c_int {
-    let body = |op: *mut PyObject| {
-        if let Some(own) = runtime::IS_IMMORTAL.predicate() {
-            // SAFETY: CPython's own function, whose contract this one
-            // repeats; the guard passes a non-NULL `op`.
-            return (unsafe { own(op) } != 0) as c_int;
-        }
-        // SAFETY: live object, attached thread (this function's contract).
-        unsafe { refcount::is_immortal(op) as c_int }
-    };
-    // SAFETY: attached thread (this function's contract).
-    unsafe { object_call(op, 0, body) }
+    // SAFETY: live object, attached thread (this function's contract); the
+    // guard passes a non-NULL `op`.
+    unsafe { object_call(op, 0, |op| refcount::is_immortal(op) as c_int) }
 }

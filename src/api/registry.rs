@@ -14,25 +14,23 @@
 //! `pyimmortal_Registry_Visit`) and indexes them in an open-addressing hash
 //! set, which answers `pyimmortal_Registry_Contains` in constant time on
 //! average. Entries are never removed: immortal objects are never freed.
-//! A spin lock serializes threads of one interpreter on free-threaded
-//! builds (on GIL builds the GIL already does); nothing that runs under it
-//! calls back into Python.
+//! A spin lock ([`crate::spin`]) serializes threads of one interpreter on
+//! free-threaded builds (on GIL builds the GIL already does).
 
 use crate::cpython::{self, Exception, InterpreterData};
 use crate::ffi::{self, visitproc, PyObject, Py_ssize_t};
 use crate::guard;
+use crate::spin::{SpinGuard, SpinLock};
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_void, CStr};
-use core::hint::spin_loop;
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 /// One interpreter's registry. All-zero bytes are an empty table, which is
 /// how it is allocated.
 #[repr(C)]
 struct Table {
-    locked: AtomicBool,
+    lock: SpinLock,
     entries: UnsafeCell<Entries>,
 }
 
@@ -49,38 +47,22 @@ struct Entries {
     bits: u32,
 }
 
-/// Holds a table's lock; releases it when dropped.
+/// A table's entries, with its lock held.
 struct Locked<'a> {
-    lock: &'a AtomicBool,
+    _guard: SpinGuard<'a>,
     e: &'a mut Entries,
 }
 
 impl Table {
-    /// Takes the lock. The holder runs no Python code and never waits for
-    /// another lock, so the wait is short.
     fn lock(&self) -> Locked<'_> {
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            while self.locked.load(Ordering::Relaxed) {
-                spin_loop();
-            }
-        }
+        let guard = self.lock.lock();
         Locked {
-            lock: &self.locked,
+            _guard: guard,
             // SAFETY: the lock gives this thread the only access to the
             // entries until the guard drops, and every access to them goes
             // through a guard.
             e: unsafe { &mut *self.entries.get() },
         }
-    }
-}
-
-impl Drop for Locked<'_> {
-    fn drop(&mut self) {
-        self.lock.store(false, Ordering::Release);
     }
 }
 

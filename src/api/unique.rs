@@ -1,6 +1,5 @@
 //! `PyUnstable_Object_IsUniquelyReferenced`.
 
-use crate::cpython::runtime;
 use crate::ffi::PyObject;
 use crate::guard::object_call;
 use crate::refcount;
@@ -20,6 +19,8 @@ use core::ffi::c_int;
 ///   by another thread gives 0.
 /// - `op == NULL` returns 0.
 /// - Requires an attached thread state.
+/// - Reads the object header directly, also where the interpreter exports
+///   CPython's own function, which reads the same fields.
 ///
 /// # Safety
 /// `op` must be NULL or point to a live Python object, and the calling
@@ -28,15 +29,7 @@ use core::ffi::c_int;
 pub unsafe extern "C" fn pyimmortal_PyUnstable_Object_IsUniquelyReferenced(
     op: *mut PyObject,
 ) -> c_int {
-    let body = |op: *mut PyObject| {
-        if let Some(own) = runtime::IS_UNIQUELY_REFERENCED.predicate() {
-            // SAFETY: CPython's own function, whose contract this one
-            // repeats; the guard passes a non-NULL `op`.
-            return unsafe { own(op) };
-        }
-        // SAFETY: live object, attached thread (this function's contract).
-        unsafe { refcount::is_uniquely_referenced(op) as c_int }
-    };
-    // SAFETY: attached thread (this function's contract).
-    unsafe { object_call(op, 0, body) }
+    // SAFETY: live object, attached thread (this function's contract); the
+    // guard passes a non-NULL `op`.
+    unsafe { object_call(op, 0, |op| refcount::is_uniquely_referenced(op) as c_int) }
 }

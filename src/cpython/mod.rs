@@ -61,6 +61,30 @@ pub struct InterpreterData {
     pub destructor: unsafe extern "C" fn(*mut PyObject),
 }
 
+/// `PyInterpreterState_GetDict(PyInterpreterState_Get())`: the current
+/// interpreter's dict, or NULL if it cannot be made.
+///
+/// CPython makes the dict on first use without a lock
+/// (`PyInterpreterState_GetDict` in `Python/pystate.c`, 3.9 to 3.15), so
+/// two free-threaded threads asking first at once could each make one, and
+/// one would be lost with what was stored in it. pyimmortal's own calls
+/// take a lock for it on free-threaded builds; `PyDict_New` under it runs no
+/// Python code and never detaches the thread. (On GIL builds the GIL of the
+/// interpreter serializes them.)
+///
+/// # Safety
+/// The calling thread must be attached.
+unsafe fn interpreter_dict() -> *mut PyObject {
+    #[cfg(Py_GIL_DISABLED)]
+    let _guard = {
+        static LOCK: crate::spin::SpinLock = crate::spin::SpinLock::new();
+        LOCK.lock()
+    };
+    // SAFETY: attached thread (caller's contract), so there is a current
+    // interpreter.
+    unsafe { ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get()) }
+}
+
 impl InterpreterData {
     /// The current interpreter's pointer under `key`, or NULL if none is
     /// stored. Sets no exception.
@@ -75,7 +99,7 @@ impl InterpreterData {
         // and returns a borrowed reference, which stays valid because the
         // entry is never replaced or removed (caller's contract).
         unsafe {
-            let dict = ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get());
+            let dict = interpreter_dict();
             if dict.is_null() {
                 return ptr::null_mut();
             }
@@ -108,7 +132,7 @@ impl InterpreterData {
                 ffi::PyErr_Clear();
                 return ptr::null_mut();
             }
-            let dict = ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get());
+            let dict = interpreter_dict();
             let key = ffi::PyUnicode_FromString(key.as_ptr());
             let stored = if dict.is_null() || key.is_null() {
                 ptr::null_mut()

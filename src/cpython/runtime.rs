@@ -1,8 +1,11 @@
 //! Functions looked up in the running interpreter with `dlsym`.
 //!
-//! Where the interpreter exports CPython's own version of a function, for
-//! example a 3.15 pre-release built between alphas whose `PY_VERSION_HEX`
-//! cannot tell, pyimmortal calls it instead of its own implementation. The
+//! Where the interpreter exports CPython's own version of one of the two
+//! functions that change an object (`PyUnstable_SetImmortal`,
+//! `PyUnstable_Object_EnableDeferredRefcount`), for example a 3.15
+//! pre-release built between alphas whose `PY_VERSION_HEX` cannot tell,
+//! pyimmortal calls it instead of its own implementation. (The two queries
+//! read the header fields that CPython's own read, and call nothing.) The
 //! environment variable `PYIMMORTAL_FORCE_BUILTIN=1` (read once) turns that
 //! off, so the tests can compare both implementations on one interpreter.
 
@@ -10,7 +13,7 @@ use crate::ffi::PyObject;
 use core::ffi::{c_int, c_ulong, c_void, CStr};
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
-/// Signature shared by CPython's four refcount functions.
+/// Signature shared by CPython's refcount functions.
 pub type ObjectPredicate = unsafe extern "C" fn(*mut PyObject) -> c_int;
 
 const ABSENT: *mut c_void = 1 as *mut c_void;
@@ -55,10 +58,8 @@ impl Export {
 }
 
 pub static SET_IMMORTAL: Export = Export::new(c"PyUnstable_SetImmortal");
-pub static IS_IMMORTAL: Export = Export::new(c"PyUnstable_IsImmortal");
 pub static ENABLE_DEFERRED_REFCOUNT: Export =
     Export::new(c"PyUnstable_Object_EnableDeferredRefcount");
-pub static IS_UNIQUELY_REFERENCED: Export = Export::new(c"PyUnstable_Object_IsUniquelyReferenced");
 /// Exported by `Py_REF_DEBUG` builds 3.12+ (`Include/object.h`,
 /// `Include/refcount.h`): lowers the interpreter's total refcount by one.
 pub static DECREF_DEC_REF_TOTAL: Export = Export::new(c"_Py_DECREF_DecRefTotal");
