@@ -99,6 +99,42 @@ extern "C" {
 int pyimmortal_PyUnstable_Object_EnableDeferredRefcount(PyObject *op);
 
 /**
+ * Makes immortal every object that the cyclic GC tracks in the current
+ * interpreter, and the objects they reference that it does not track:
+ * ints, floats, bytes, code objects, exact strings (by interning them as
+ * immortal, where that keeps the object), and containers the GC does not
+ * track (tuples and dicts of atomic values), with what those reference in
+ * turn.
+ *
+ * - Returns how many objects it made immortal (0 or more), or -1 with an
+ *   exception set.
+ * - Skips, leaving them as they are, whatever `pyimmortal_Immortalize`
+ *   refuses: mortal `str` subclasses, exact strings whose interned twin is
+ *   another object, `dict` and subclasses on 3.14+ (gh-153051), GC objects
+ *   whose finalizer has not run (`__del__`, generators, coroutines), and on
+ *   free-threaded builds objects the calling thread does not own.
+ * - The objects are not entered in the registry (`pyimmortal_Registry_*`).
+ * - The collector is disabled while it runs and restored after. If the
+ *   collector was frozen (`gc.freeze()`), it is unfrozen to list every
+ *   object and frozen again afterwards. Call `gc.freeze()` after it (or
+ *   before it) so that the collector also leaves the GC headers of the
+ *   objects that stay tracked (dicts on 3.12 and 3.13) alone.
+ * - Raises `NotImplementedError` on CPython 3.9-3.11 (no immortal objects),
+ *   `RuntimeError` on free-threaded builds while other threads exist in the
+ *   interpreter, `RuntimeError` when the library was built for another
+ *   CPython, `MemoryError` if its work list cannot grow.
+ * - The objects are never freed, and their finalizers, destructors and
+ *   weakref callbacks never run. This cannot be undone.
+ * - Requires an attached thread state (the GIL on GIL builds). It runs no
+ *   Python code of the program's (no finalizer, no `__hash__`).
+ *
+ * # Safety
+ * The calling thread must hold an attached thread state (the GIL on GIL
+ * builds).
+ */
+Py_ssize_t pyimmortal_ImmortalizeHeap(void);
+
+/**
  * Makes `op` immortal, with the contract of CPython 3.15's
  * `PyUnstable_SetImmortal` (gh-143300).
  *
@@ -320,6 +356,8 @@ int pyimmortal_PyUnstable_Object_IsUniquelyReferenced(PyObject *op);
     (PYIMMORTAL_ABI_CHECK(), (pyimmortal_Immortalize)(op))
 #define pyimmortal_ImmortalizeChecked(op) \
     (PYIMMORTAL_ABI_CHECK(), (pyimmortal_ImmortalizeChecked)(op))
+#define pyimmortal_ImmortalizeHeap() \
+    (PYIMMORTAL_ABI_CHECK(), (pyimmortal_ImmortalizeHeap)())
 #define pyimmortal_Registry_Count() \
     (PYIMMORTAL_ABI_CHECK(), (pyimmortal_Registry_Count)())
 #define pyimmortal_Registry_Visit(visit, arg) \

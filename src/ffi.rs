@@ -25,6 +25,12 @@ pub type visitproc = Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> 
 /// `PyCapsule_Destructor` (`Include/pycapsule.h`).
 pub type PyCapsule_Destructor = Option<unsafe extern "C" fn(*mut PyObject)>;
 
+/// Opaque `PyTypeObject`: only its address is used.
+#[repr(C)]
+pub struct PyTypeObject {
+    _private: [u8; 0],
+}
+
 /// Opaque `PyInterpreterState`.
 #[repr(C)]
 pub struct PyInterpreterState {
@@ -73,6 +79,20 @@ extern "C" {
         destructor: PyCapsule_Destructor,
     ) -> c_int;
     pub fn Py_DecRef(op: *mut PyObject);
+    pub fn Py_IncRef(op: *mut PyObject);
+    pub fn PyImport_ImportModule(name: *const c_char) -> *mut PyObject;
+    pub fn PyObject_GetAttrString(op: *mut PyObject, name: *const c_char) -> *mut PyObject;
+    // Since 3.9.
+    pub fn PyObject_CallNoArgs(callable: *mut PyObject) -> *mut PyObject;
+    pub fn PyObject_IsTrue(op: *mut PyObject) -> c_int;
+    pub fn PyLong_AsSsize_t(op: *mut PyObject) -> Py_ssize_t;
+    pub fn PyList_Size(list: *mut PyObject) -> Py_ssize_t;
+    pub fn PyList_GetItem(list: *mut PyObject, index: Py_ssize_t) -> *mut PyObject;
+    pub fn PyErr_NoMemory() -> *mut PyObject;
+    // Since 3.12.
+    pub fn PyErr_GetRaisedException() -> *mut PyObject;
+    pub fn PyErr_SetRaisedException(exc: *mut PyObject);
+    pub static mut PyUnicode_Type: PyTypeObject;
     pub fn PyMem_RawMalloc(size: usize) -> *mut c_void;
     pub fn PyMem_RawCalloc(nelem: usize, elsize: usize) -> *mut c_void;
     pub fn PyMem_RawRealloc(p: *mut c_void, size: usize) -> *mut c_void;

@@ -77,6 +77,37 @@ pub unsafe fn checked_call(
     }
 }
 
+/// The guard for functions without an object argument in CPython's error
+/// convention: runs `body` and returns its value, or returns `failed` with an
+/// exception set: the one `body` names, or `RuntimeError` for a library
+/// built for another CPython. (A `body` that returns `Ok(failed)` has set its
+/// exception itself.)
+///
+/// # Safety
+/// The calling thread must be attached (exceptions are set).
+pub unsafe fn checked<T>(
+    failed: T,
+    body: impl FnOnce() -> Result<T, (Exception, &'static CStr)>,
+) -> T {
+    // SAFETY: attached thread (caller's contract).
+    let outcome = if unsafe { runtime::target_matches() } {
+        body()
+    } else {
+        Err((
+            Exception::RuntimeError,
+            c"pyimmortal: the library was built for another CPython version or flavor",
+        ))
+    };
+    match outcome {
+        Ok(v) => v,
+        Err((exc, msg)) => {
+            // SAFETY: attached thread (caller's contract).
+            unsafe { cpython::set_error(exc, msg) };
+            failed
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,13 @@ enable_deferred_refcount(PyObject *Py_UNUSED(module), PyObject *obj)
 }
 
 static PyObject *
+immortalize_heap(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
+{
+    Py_ssize_t n = pyimmortal_ImmortalizeHeap();
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static PyObject *
 registry_count(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(unused))
 {
     return PyLong_FromSsize_t(pyimmortal_Registry_Count());
@@ -49,6 +56,14 @@ static PyMethodDef methods[] = {
      "Turn on deferred reference counting for obj\n"
      "(PyUnstable_Object_EnableDeferredRefcount). True if this call turned it\n"
      "on, which happens only on free-threaded 3.14+."},
+    {"immortalize_heap", immortalize_heap, METH_NOARGS,
+     "immortalize_heap()\n--\n\n"
+     "Make immortal every object the garbage collector tracks, and the objects\n"
+     "they reference that it does not (pyimmortal_ImmortalizeHeap); return how\n"
+     "many it changed. For pre-fork servers: call it, and gc.freeze(), in the\n"
+     "parent before forking, so that workers keep the parent's pages shared.\n"
+     "Raises NotImplementedError before 3.12, and RuntimeError on a\n"
+     "free-threaded build while other threads exist."},
     {"registry_count", registry_count, METH_NOARGS,
      "registry_count()\n--\n\n"
      "How many objects this copy of pyimmortal made immortal in the current\n"

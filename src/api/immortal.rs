@@ -70,7 +70,7 @@ pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
         refcount::write_immortal(op);
         // The reference that made the object unique was counted in a debug
         // build's total; immortal decrefs are not, so it would stay forever.
-        runtime::dec_ref_total();
+        runtime::dec_ref_total(1);
     }
     true
 }

@@ -17,11 +17,12 @@ pub enum Outcome {
     Already,
 }
 
-/// The builtin implementation behind [`pyimmortal_Immortalize`].
+/// The builtin implementation behind [`pyimmortal_Immortalize`]; with
+/// `register`, an object made immortal enters the registry.
 ///
 /// # Safety
 /// `op` must be a live object; the calling thread must be attached.
-pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
+pub unsafe fn immortalize(op: *mut PyObject, register: bool) -> Result<Outcome, Refusal> {
     if !refcount::HAS_IMMORTALITY {
         return Err(Refusal::NoImmortality);
     }
@@ -70,10 +71,10 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
         refcount::write_immortal(op);
         // Each existing reference was counted in a debug build's total,
         // and no decref of an immortal is: take them out now.
-        for _ in 0..references {
-            runtime::dec_ref_total();
+        runtime::dec_ref_total(references);
+        if register {
+            registry::record(op);
         }
-        registry::record(op);
     }
     Ok(Outcome::Made)
 }
@@ -114,7 +115,7 @@ pub unsafe fn immortalize(op: *mut PyObject) -> Result<Outcome, Refusal> {
 pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
     let body = |op: *mut PyObject| {
         // SAFETY: live object, attached thread (this function's contract).
-        unsafe { immortalize(op) }.is_ok() as c_int
+        unsafe { immortalize(op, true) }.is_ok() as c_int
     };
     // SAFETY: attached thread (this function's contract).
     unsafe { object_call(op, 0, body) }
@@ -145,5 +146,9 @@ pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
 pub unsafe extern "C" fn pyimmortal_ImmortalizeChecked(op: *mut PyObject) -> c_int {
     // SAFETY: attached thread and a live `op` (this function's contract);
     // the guard calls `immortalize` only on a non-NULL `op`.
-    unsafe { checked_call(op, |op| immortalize(op).map(|_| ()).map_err(Refusal::error)) }
+    unsafe {
+        checked_call(op, |op| {
+            immortalize(op, true).map(|_| ()).map_err(Refusal::error)
+        })
+    }
 }

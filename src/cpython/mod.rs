@@ -48,6 +48,148 @@ pub unsafe fn error_occurred() -> bool {
     unsafe { !ffi::PyErr_Occurred().is_null() }
 }
 
+/// A Python exception is set (by the CPython call that failed).
+#[derive(Debug)]
+pub struct Raised;
+
+/// A strong reference, released when dropped.
+///
+/// Only made and dropped by an attached thread: every `Ref` lives inside a
+/// call that requires one.
+pub struct Ref(*mut PyObject);
+
+impl Ref {
+    /// Takes ownership of a new reference; NULL means the call that
+    /// returned it set an exception.
+    ///
+    /// # Safety
+    /// `op` must be NULL or a new (owned) reference; the calling thread must
+    /// be attached.
+    pub unsafe fn new(op: *mut PyObject) -> Result<Self, Raised> {
+        if op.is_null() {
+            Err(Raised)
+        } else {
+            Ok(Self(op))
+        }
+    }
+
+    pub fn as_ptr(&self) -> *mut PyObject {
+        self.0
+    }
+}
+
+impl Drop for Ref {
+    fn drop(&mut self) {
+        // SAFETY: an owned reference, released by the attached thread that
+        // holds it (see the type's documentation).
+        unsafe { ffi::Py_DecRef(self.0) }
+    }
+}
+
+/// `import name`.
+///
+/// # Safety
+/// The calling thread must be attached.
+pub unsafe fn import(name: &CStr) -> Result<Ref, Raised> {
+    // SAFETY: attached thread (caller's contract); returns a new reference.
+    unsafe { Ref::new(ffi::PyImport_ImportModule(name.as_ptr())) }
+}
+
+/// `obj.name()`.
+///
+/// # Safety
+/// `obj` must be a live object; the calling thread must be attached.
+pub unsafe fn call_method(obj: *mut PyObject, name: &CStr) -> Result<Ref, Raised> {
+    // SAFETY: live object, attached thread (caller's contract); both calls
+    // return new references.
+    unsafe {
+        let method = Ref::new(ffi::PyObject_GetAttrString(obj, name.as_ptr()))?;
+        Ref::new(ffi::PyObject_CallNoArgs(method.as_ptr()))
+    }
+}
+
+/// `bool(obj)`.
+///
+/// # Safety
+/// `obj` must be a live object; the calling thread must be attached.
+pub unsafe fn is_true(obj: *mut PyObject) -> Result<bool, Raised> {
+    // SAFETY: live object, attached thread (caller's contract).
+    match unsafe { ffi::PyObject_IsTrue(obj) } {
+        r if r < 0 => Err(Raised),
+        r => Ok(r != 0),
+    }
+}
+
+/// `int(obj)` as a `Py_ssize_t`.
+///
+/// # Safety
+/// `obj` must be a live `int`; the calling thread must be attached.
+pub unsafe fn as_ssize(obj: *mut PyObject) -> Result<isize, Raised> {
+    // SAFETY: live object, attached thread (caller's contract).
+    let v = unsafe { ffi::PyLong_AsSsize_t(obj) };
+    // SAFETY: attached thread.
+    if v == -1 && unsafe { error_occurred() } {
+        Err(Raised)
+    } else {
+        Ok(v)
+    }
+}
+
+/// The items of a `list`, borrowed: `len(list)` and `list[i]`.
+///
+/// # Safety
+/// `list` must be a live `list` that nothing changes while the items are
+/// used; the calling thread must be attached.
+pub unsafe fn list_items(list: *mut PyObject) -> impl Iterator<Item = *mut PyObject> {
+    // SAFETY: a live list (caller's contract).
+    let n = unsafe { ffi::PyList_Size(list) }.max(0);
+    // SAFETY: `0 <= i < len(list)` of a list that does not change
+    // (caller's contract): a borrowed, non-NULL item.
+    (0..n).map(move |i| unsafe { ffi::PyList_GetItem(list, i) })
+}
+
+/// Sets `MemoryError`; returns [`Raised`].
+///
+/// # Safety
+/// The calling thread must be attached.
+pub unsafe fn no_memory() -> Raised {
+    // SAFETY: attached thread (caller's contract).
+    unsafe { ffi::PyErr_NoMemory() };
+    Raised
+}
+
+/// Runs `f` with the pending exception, if any, put aside, and sets it
+/// again afterwards (3.12+: `PyErr_GetRaisedException`).
+///
+/// # Safety
+/// The calling thread must be attached.
+pub unsafe fn with_exception_aside<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: attached thread (caller's contract); the exception taken out
+    // (a new reference, or NULL) is handed back, which steals it.
+    unsafe {
+        let exc = ffi::PyErr_GetRaisedException();
+        let r = f();
+        if !exc.is_null() {
+            ffi::PyErr_SetRaisedException(exc);
+        }
+        r
+    }
+}
+
+/// Whether `op` is tracked by the cyclic GC.
+///
+/// # Safety
+/// `op` must be a live object; the calling thread must be attached.
+pub unsafe fn gc_is_tracked(op: *mut PyObject) -> bool {
+    // SAFETY: live object, attached thread (caller's contract).
+    unsafe { ffi::PyObject_GC_IsTracked(op) != 0 }
+}
+
+/// `PyUnicode_Type`, for exact type checks.
+pub fn str_type() -> *mut PyObject {
+    (&raw mut ffi::PyUnicode_Type).cast()
+}
+
 /// Data owned by the current interpreter: a pointer kept in a capsule in
 /// the interpreter's own dict (`PyInterpreterState_GetDict`, 3.8+) under
 /// a key of the caller's. CPython clears that dict when the interpreter ends

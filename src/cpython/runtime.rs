@@ -68,19 +68,28 @@ pub static DECREF_DEC_REF_TOTAL: Export = Export::new(c"_Py_DECREF_DecRefTotal")
 /// interpreter.
 pub static MERGE_ZERO_LOCAL_REFCOUNT: Export = Export::new(c"_Py_MergeZeroLocalRefcount");
 
-/// Lowers a debug interpreter's total refcount by one; nothing on release
+/// Lowers a debug interpreter's total refcount by `n`; nothing on release
 /// builds.
 ///
 /// # Safety
 /// The calling thread must be attached, as for `Py_DECREF`.
-pub unsafe fn dec_ref_total() {
+pub unsafe fn dec_ref_total(n: isize) {
     if let Some(p) = DECREF_DEC_REF_TOTAL.address() {
         // SAFETY: the symbol is `void _Py_DECREF_DecRefTotal(void)`.
         let f = unsafe { core::mem::transmute::<*mut c_void, unsafe extern "C" fn()>(p) };
-        // SAFETY: attached thread (caller's contract).
-        unsafe { f() }
+        for _ in 0..n {
+            // SAFETY: attached thread (caller's contract).
+            unsafe { f() }
+        }
     }
 }
+
+/// `void PyUnicode_InternImmortal(PyObject **)`: exported for the stable ABI
+/// (`Objects/unicodeobject.c`, 3.12 to 3.15). It interns `*p` and makes the
+/// interned string immortal, as CPython interns identifiers; the reference
+/// passed in becomes a reference to the result. Found at run time, since the
+/// headers no longer declare it.
+pub static UNICODE_INTERN_IMMORTAL: Export = Export::new(c"PyUnicode_InternImmortal");
 
 fn force_builtin() -> bool {
     static STATE: AtomicU8 = AtomicU8::new(0);

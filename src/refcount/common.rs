@@ -15,6 +15,8 @@ crate::layout::facts! {
     TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29 => "Py_TPFLAGS_DICT_SUBCLASS";
     /// `Py_tp_finalize`, the slot number for `PyType_GetSlot` (`Include/typeslots.h`).
     TP_FINALIZE_SLOT: c_int = 80 => "Py_tp_finalize";
+    /// `Py_tp_traverse`, the slot number for `PyType_GetSlot` (`Include/typeslots.h`).
+    TP_TRAVERSE_SLOT: c_int = 71 => "Py_tp_traverse";
 }
 
 /// `PyType_IS_GC(ty)`.

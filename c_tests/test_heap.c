@@ -1,0 +1,189 @@
+/* pyimmortal_ImmortalizeHeap on a running interpreter: what it makes
+ * immortal, what it leaves alone, and that the program keeps working and
+ * the interpreter finalizes cleanly afterwards. */
+#include "harness.h"
+
+/* A heap like a loaded application's: records of ints, floats, strings,
+ * bytes and tuples in dicts in a list, instances of a class, plus objects
+ * that must stay mortal. Returns the namespace (a new reference). */
+static PyObject *
+build_heap(void)
+{
+    PyObject *ns = PyDict_New();
+    CHECK(ns != NULL);
+    CHECK(PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0);
+    PyObject *r = PyRun_String(
+        "import gc\n"
+        "class Record:\n"
+        "    def __init__(self, i):\n"
+        "        self.i = i\n"
+        "        self.label = 'record-%d' % i\n"
+        "class WithDel:\n"
+        "    def __del__(self):\n"
+        "        pass\n"
+        "def gen():\n"
+        "    yield 1\n"
+        "rows = [{'id': 10_000 + i, 'name': 'user-%d' % i, 'score': i * 0.5,\n"
+        "         'blob': b'x' * (i % 7 + 20), 'pair': (i, float(i))}\n"
+        "        for i in range(20_000)]\n"
+        "records = [Record(i) for i in range(1_000)]\n"
+        "with_del = WithDel()\n"
+        "generator = gen()\n"
+        "twin = ''.join(['user-', '1'])\n",
+        Py_file_input, ns, ns);
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    return ns;
+}
+
+static PyObject *
+item(PyObject *ns, const char *expr)
+{
+    PyObject *v = PyRun_String(expr, Py_eval_input, ns, ns);
+    CHECK(v != NULL);
+    return v;
+}
+
+static int
+immortal(PyObject *ns, const char *expr)
+{
+    PyObject *v = item(ns, expr);
+    int r = PyUnstable_IsImmortal(v) != 0;
+    Py_DECREF(v);
+    return r;
+}
+
+static void
+test_heap_objects_become_immortal(void)
+{
+#if !HAS_IMMORTALITY
+    CHECK(pyimmortal_ImmortalizeHeap() == -1);
+    CHECK(PyErr_ExceptionMatches(PyExc_NotImplementedError));
+    PyErr_Clear();
+    SKIP("no immortal objects before 3.12: NotImplementedError");
+#else
+    PyObject *ns = build_heap();
+    CHECK(!immortal(ns, "rows"));
+    CHECK(!immortal(ns, "rows[5]['score']"));
+    Py_ssize_t registered = pyimmortal_Registry_Count();
+
+    Py_ssize_t n = pyimmortal_ImmortalizeHeap();
+    CHECK(n > 20000);
+    fprintf(stderr, "(%zd objects) ", n);
+
+    /* Tracked containers, and what they reference that is not tracked. */
+    CHECK(immortal(ns, "rows"));
+    CHECK(immortal(ns, "records"));
+    CHECK(immortal(ns, "records[3]"));
+    CHECK(immortal(ns, "Record"));
+    CHECK(immortal(ns, "rows[5]['score']"));
+    CHECK(immortal(ns, "rows[5]['id']"));
+    CHECK(immortal(ns, "rows[5]['blob']"));
+    CHECK(immortal(ns, "rows[5]['pair']"));
+    CHECK(immortal(ns, "rows[5]['pair'][1]"));
+    /* Exact strings are interned as immortal where that keeps the object. */
+    CHECK(immortal(ns, "rows[5]['name']"));
+    CHECK(immortal(ns, "records[3].label"));
+#if PY_VERSION_HEX >= 0x030E0000
+    /* Dicts stay mortal on 3.14+ (gh-153051). */
+    CHECK(!immortal(ns, "rows[5]"));
+#else
+    CHECK(immortal(ns, "rows[5]"));
+#endif
+    /* Objects whose finalizer has not run stay mortal. */
+    CHECK(!immortal(ns, "with_del"));
+    CHECK(!immortal(ns, "generator"));
+    /* Nothing entered the registry. */
+    CHECK(pyimmortal_Registry_Count() == registered);
+
+    /* A second pass finds nothing left to change among those. */
+    Py_ssize_t again = pyimmortal_ImmortalizeHeap();
+    CHECK(again >= 0 && again < n / 10);
+
+    /* The program keeps working. */
+    PyObject *r = PyRun_String(
+        "import json, collections\n"
+        "rows[0]['new'] = [1, 2, 3]\n"
+        "rows.append({'id': -1})\n"
+        "assert json.loads(json.dumps(rows[1]['name'])) == 'user-1'\n"
+        "class Later(Record):\n"
+        "    pass\n"
+        "assert Later(5).label == 'record-5'\n"
+        "try:\n"
+        "    raise ValueError('still works')\n"
+        "except ValueError as e:\n"
+        "    assert str(e) == 'still works'\n"
+        "gc.collect()\n"
+        "assert sum(r['id'] for r in rows[:3]) == 30_003\n",
+        Py_file_input, ns, ns);
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    Py_DECREF(ns);
+    gc_collect();
+#endif
+}
+
+static void
+test_collector_state_is_restored(void)
+{
+#if !HAS_IMMORTALITY
+    SKIP("no immortal objects before 3.12");
+#else
+    PyObject *ns = build_heap();
+    PyObject *r = PyRun_String("gc.disable()\ngc.freeze()\n", Py_file_input, ns, ns);
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    CHECK(pyimmortal_ImmortalizeHeap() >= 0);
+    PyObject *state = item(ns, "(gc.isenabled(), gc.get_freeze_count() > 0)");
+    CHECK(PyTuple_GET_ITEM(state, 0) == Py_False);
+    CHECK(PyTuple_GET_ITEM(state, 1) == Py_True);
+    Py_DECREF(state);
+    /* A frozen heap is still found: it was unfrozen for the walk. */
+    CHECK(immortal(ns, "rows[7]['score']"));
+    r = PyRun_String("gc.unfreeze()\ngc.enable()\n", Py_file_input, ns, ns);
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    CHECK(pyimmortal_ImmortalizeHeap() >= 0);
+    state = item(ns, "(gc.isenabled(), gc.get_freeze_count())");
+    CHECK(PyTuple_GET_ITEM(state, 0) == Py_True);
+    CHECK(PyLong_AsLong(PyTuple_GET_ITEM(state, 1)) == 0);
+    Py_DECREF(state);
+    Py_DECREF(ns);
+#endif
+}
+
+static void
+test_free_threaded_refuses_other_threads(void)
+{
+#if !defined(Py_GIL_DISABLED)
+    SKIP("GIL build: other threads do not matter");
+#else
+    PyObject *ns = PyDict_New();
+    CHECK(ns != NULL);
+    CHECK(PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0);
+    PyObject *r = PyRun_String("import threading\n"
+                               "stop = threading.Event()\n"
+                               "t = threading.Thread(target=stop.wait)\n"
+                               "t.start()\n",
+                               Py_file_input, ns, ns);
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    CHECK(pyimmortal_ImmortalizeHeap() == -1);
+    CHECK(PyErr_ExceptionMatches(PyExc_RuntimeError));
+    PyErr_Clear();
+    r = PyRun_String("stop.set()\nt.join()\n", Py_file_input, ns, ns);
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    Py_DECREF(ns);
+#endif
+}
+
+int
+main(void)
+{
+    harness_start("test_heap");
+    RUN(test_free_threaded_refuses_other_threads);
+    RUN(test_heap_objects_become_immortal);
+    RUN(test_collector_state_is_restored);
+    return harness_finish();
+}
