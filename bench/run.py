@@ -80,17 +80,22 @@ def probe_interpreter(python):
         "debug": facts["debug"] == "1",
         "cpu_count": int(facts["cpu_count"]) or None,
         "executable": facts["executable"],
+        "ext_suffix": facts["ext_suffix"],
     }
 
 
-def build(info, build_root, jobs, library=None):
+def build(info, build_root, jobs, library=None, targets=()):
+    """Configures bench/ for info's interpreter in <build_root>/<tag> and
+    builds `targets` there (default: the targets built by default); returns
+    that directory. Other bench commands build their own targets with it."""
     bdir = os.path.join(build_root, info["tag"])
     os.makedirs(bdir, exist_ok=True)
     logfile = os.path.join(bdir, "build.log")
     with open(logfile, "w") as f:
         for cmd in (["cmake", "-S", HERE, "-B", bdir, "-DPYIMMORTAL_PYTHON=" + info["python"],
                      "-DCMAKE_BUILD_TYPE=Release", "-DPYIMMORTAL_LIBRARY=" + (library or "")],
-                    ["cmake", "--build", bdir, "-j", str(jobs)]):
+                    ["cmake", "--build", bdir, "-j", str(jobs)]
+                    + (["--target"] + list(targets) if targets else [])):
             f.write("$ %s\n" % " ".join(cmd))
             f.flush()
             if subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT) != 0:

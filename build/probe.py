@@ -15,6 +15,9 @@ and the demo) and bench/run.py. Keys:
   sys_version     sys.version on one line
   target          "3.14" or "3.14t": the library target this interpreter needs
   tag             target plus "d" for a debug build: "3.14td"
+  library_tag     "cp314t": the target as the installed package names its
+                  library (libpyimmortal-cp314t.a); a debug build uses the
+                  release build's library, whose layout is the same
   free_threaded   1 on a free-threaded build (Py_GIL_DISABLED), else 0
   debug           1 on a debug build (Py_DEBUG, sys.gettotalrefcount), else 0
   pointer_width   64 or 32
@@ -56,6 +59,7 @@ def facts():
         ("sys_version", sys.version),
         ("target", target),
         ("tag", target + ("d" if debug else "")),
+        ("library_tag", "cp%d%d%s" % (major, minor, "t" if free_threaded else "")),
         ("free_threaded", int(free_threaded)),
         ("debug", int(debug)),
         ("pointer_width", 8 * struct.calcsize("P")),

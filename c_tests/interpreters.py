@@ -130,6 +130,8 @@ def missing_packages(sid=False, cpython_sources=False):
         need.append("g++")
     if find_libclang() is None:
         need.append("libclang-dev")
+    if not shutil.which("pkg-config"):
+        need.append("pkg-config")  # the meson example of the wheel suite
     if sid and not shutil.which("debootstrap"):
         need.append("debootstrap")
     if cpython_sources and not shutil.which("xz"):

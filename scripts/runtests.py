@@ -21,6 +21,11 @@ interpreter by path. Suites, per interpreter:
            the library's symbols; GIL 3.13+: code compiled for the
            free-threaded flavor does not link
   bench    every benchmark kernel built and run once, briefly (no timing)
+  wheel    the Python package's wheel built for the interpreter, installed
+           into a fresh venv whose PATH has no cargo, rustc or libclang, and
+           the consumer examples (CMake, setuptools, meson, scikit-build-core,
+           vendored) built there and imported (c_tests/wheel/test_wheel.py);
+           on interpreters that run on this host
 
 and once: `repo` (fmt, clippy, header freshness, the system libraries linked
 everywhere equal to rustc's native-static-libs, unverified targets refused).
@@ -46,7 +51,7 @@ import interpreters as interp  # noqa: E402
 
 REPO = interp.REPO
 OUT = REPO / "_build" / "tests"
-SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "bench"]
+SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "bench", "wheel"]
 # The system libraries that libpyimmortal.a needs: rustc's native-static-libs
 # minus -lc, as CMakeLists.txt and the README list them (repo_checks compares).
 NATIVE_LIBS = ["m", "rt", "pthread"]
@@ -175,6 +180,28 @@ def suite_bench(row):
     return ("passed" if ok else "failed"), "smoke, no timing"
 
 
+def suite_wheel(row):
+    if row.it.where != "host":
+        return "skipped", "the wheel is tested on this host's interpreters"
+    work = row.dir / "wheel"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    # The wheel is built as pip builds it, in a venv of the interpreter (cargo
+    # on PATH); the driver then uses it where no Rust toolchain is reachable.
+    builder = work / "build-venv"
+    if not (run_logged(row, "wheel", [row.it.python, "-m", "venv", builder]) and
+            run_logged(row, "wheel", [builder / "bin" / "pip", "wheel", "--disable-pip-version-check",
+                                      "--no-deps", "-w", work / "dist", REPO])):
+        return "failed", "building the wheel"
+    wheels = sorted((work / "dist").glob("pyimmortal-*.whl"))
+    if len(wheels) != 1:
+        return "failed", "pip wheel made %d wheels" % len(wheels)
+    ok = run_logged(row, "wheel", [sys.executable, REPO / "c_tests" / "wheel" / "test_wheel.py",
+                                   "--python", row.it.python, "--wheel", wheels[0],
+                                   "--work", work / "consumer"])
+    return ("passed" if ok else "failed"), wheels[0].name
+
+
 def cross_target(row, lib):
     """An extension for row's interpreter linked with lib (another target's library)."""
     work = row.dir / "cross"
@@ -244,6 +271,7 @@ ROW_SUITES = {
     "ext": lambda row: ctest(row, "ext"),
     "headers": lambda row: ctest(row, "headers"),
     "bench": suite_bench,
+    "wheel": suite_wheel,
 }
 
 

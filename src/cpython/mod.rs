@@ -184,12 +184,48 @@ pub unsafe fn other_threads_exist() -> bool {
     false
 }
 
-/// `_Py_ThreadId()` of the calling thread, as the target's headers define it.
+/// `_Py_ThreadId()` of the calling thread: the owner id that free-threaded
+/// CPython stores in `ob_tid`.
+///
+/// On x86-64 and AArch64 Linux it is read inline, as the target's headers
+/// do (`Include/object.h` 3.13 and 3.14, `Include/cpython/object.h` 3.15;
+/// gh-110481): the first word of the thread control block (`fs:0`), or
+/// `tpidr_el0`. Elsewhere it calls the headers' own definition, compiled in
+/// `src/cpython/thread_id.c`; a unit test checks that both agree.
 #[cfg(Py_GIL_DISABLED)]
+#[inline(always)]
 pub fn thread_id() -> usize {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let tid: usize;
+        // SAFETY: reads the word at fs:0, which the C library sets to the
+        // thread control block's own address for every thread; no memory is
+        // written and no thread state is needed.
+        unsafe {
+            core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tid,
+                options(nostack, readonly, preserves_flags, pure))
+        };
+        tid
+    }
+    #[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+    {
+        let tid: usize;
+        // SAFETY: reads the thread pointer register; no memory is touched.
+        unsafe {
+            core::arch::asm!("mrs {}, tpidr_el0", out(reg) tid,
+                options(nostack, nomem, preserves_flags, pure))
+        };
+        tid
+    }
+    #[cfg(not(any(
+        all(target_arch = "x86_64", target_os = "linux"),
+        all(target_arch = "aarch64", target_os = "linux")
+    )))]
     // SAFETY: `_Py_ThreadId()` only reads the thread pointer register (or
     // the address of a thread-local); it needs no thread state.
-    unsafe { ffi::pyimmortal_sys_thread_id() }
+    unsafe {
+        ffi::pyimmortal_sys_thread_id()
+    }
 }
 
 /// `PyType_GetFlags(ty)`.
@@ -292,6 +328,22 @@ mod tests {
         assert_eq!(parse_minor(b"3."), None);
         assert_eq!(parse_minor(b"3.12345"), None);
         assert_eq!(parse_minor(b""), None);
+    }
+
+    #[cfg(Py_GIL_DISABLED)]
+    #[test]
+    fn thread_id_is_the_headers() {
+        let here = || {
+            // SAFETY: the headers' `_Py_ThreadId()` needs no thread state.
+            (super::thread_id(), unsafe {
+                crate::ffi::pyimmortal_sys_thread_id()
+            })
+        };
+        let (mine, headers) = here();
+        assert_eq!(mine, headers);
+        let (mine2, headers2) = std::thread::spawn(here).join().unwrap();
+        assert_eq!(mine2, headers2);
+        assert_ne!(mine, mine2, "two threads have two ids");
     }
 
     #[test]

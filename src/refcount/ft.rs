@@ -118,8 +118,8 @@ pub unsafe fn is_immortal(op: *mut PyObject) -> bool {
 pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
     // SAFETY: live object (caller's contract), used within this call.
     unsafe {
-        tid(op).load(Relaxed) == cpython::thread_id()
-            && local(op).load(Relaxed) == 1
+        local(op).load(Relaxed) == 1
+            && tid(op).load(Relaxed) == cpython::thread_id()
             && shared(op).load(Relaxed) == 0
     }
 }
