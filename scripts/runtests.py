@@ -196,9 +196,13 @@ def suite_wheel(row):
     wheels = sorted((work / "dist").glob("pyimmortal-*.whl"))
     if len(wheels) != 1:
         return "failed", "pip wheel made %d wheels" % len(wheels)
+    # An install tree of the row's CMake build, for find_package without the wheel.
+    if not (cmake_build(row) and
+            run_logged(row, "wheel", ["cmake", "--install", row.dir / "cmake", "--prefix", work / "install"])):
+        return "failed", "cmake --install"
     ok = run_logged(row, "wheel", [sys.executable, REPO / "c_tests" / "wheel" / "test_wheel.py",
                                    "--python", row.it.python, "--wheel", wheels[0],
-                                   "--work", work / "consumer"])
+                                   "--work", work / "consumer", "--installed-prefix", work / "install"])
     return ("passed" if ok else "failed"), wheels[0].name
 
 
@@ -407,7 +411,7 @@ def main():
         return 0
     rows = [Row(it) for it in its]
     todo = [s for s in SUITES if s in suites and s != "abi"]
-    if "layout" not in todo and set(suites) & {"embed", "ext", "headers", "abi", "bench"}:
+    if "layout" not in todo and set(suites) & {"embed", "ext", "headers", "abi", "bench", "wheel"}:
         todo.insert(0, "layout")   # it builds the library the others use
     for row in rows:
         shutil.rmtree(row.dir, ignore_errors=True)

@@ -2,10 +2,14 @@
 """The pyimmortal wheel as extension builds use it, without Rust.
 
     python3 c_tests/wheel/test_wheel.py --python PY --wheel WHEEL --work DIR
+                                        [--installed-prefix PREFIX]
 
-Makes a fresh venv of PY in DIR, installs WHEEL and the build tools
+Makes a fresh venv of PY in DIR and installs the build tools
 (scikit-build-core, meson, meson-python, ninja, setuptools, wheel,
-auditwheel) from PyPI, then builds the consumer examples of examples/, each
+auditwheel) from PyPI. `auditwheel repair` gives WHEEL the manylinux tag
+that its files need, and `auditwheel show` of the repaired wheel must name
+that same tag; the repaired wheel is installed. Then it builds the consumer
+examples of examples/, each
 from a copy in DIR, with PATH=venv/bin:/usr/bin:/bin, HOME=DIR/home and no
 LIBCLANG_PATH, where neither cargo nor rustc can be found:
 
@@ -15,11 +19,15 @@ LIBCLANG_PATH, where neither cargo nor rustc can be found:
   scikit_build_core  find_package(pyimmortal CONFIG) through cmake.root
   vendored           make and cc with vendor/pyimmortal.h and vendor/libpyimmortal.a
 
+With --installed-prefix (an install tree made by `cmake --install` of the
+repository), the cmake example is built once more, finding pyimmortal through
+CMAKE_PREFIX_PATH=PREFIX.
+
 Each module must import, its check() must return what the interpreter
 supports (see expected_check), the GIL must stay off on a free-threaded
-interpreter, and `nm -D --defined-only` must show only PyInit_<name>. Then
-`auditwheel show` on the wheel (its output is printed), and a target the
-wheel does not hold (cp399) must be refused with a message that names it:
+interpreter, and `nm -D --defined-only` must show only PyInit_<name>. A
+target the wheel does not hold (cp399) must be refused with a message that
+names it:
 by pyimmortal.get_library("cp399") and by a CMake configure of the cmake
 example with -DPYIMMORTAL_TARGET=cp399.
 
@@ -113,6 +121,8 @@ def main():
     ap.add_argument("--python", required=True, help="the interpreter to test the wheel on")
     ap.add_argument("--wheel", required=True, type=Path, help="a pyimmortal wheel for that interpreter")
     ap.add_argument("--work", required=True, type=Path, help="a scratch directory (emptied)")
+    ap.add_argument("--installed-prefix", type=Path,
+                    help="an install tree of the repository (cmake --install) to build the cmake example against")
     args = ap.parse_args()
     work = args.work.resolve()
     shutil.rmtree(work, ignore_errors=True)
@@ -124,9 +134,28 @@ def main():
     out = run.cmd("venv", [args.python, "-m", "venv", venv])
     if not run.check(out.returncode == 0, "venv of %s" % args.python, tail(out) if out.returncode else ""):
         return 1
-    out = run.cmd("install", [vpy, *PIP, "install", args.wheel.resolve(), *TOOLS])
-    if not run.check(out.returncode == 0, "pip install %s and %s" % (args.wheel.name, " ".join(TOOLS)),
+    out = run.cmd("install", [vpy, *PIP, "install", *TOOLS])
+    if not run.check(out.returncode == 0, "pip install %s" % " ".join(TOOLS), tail(out) if out.returncode else ""):
+        return 1
+
+    # --- the wheel's tag: what auditwheel says its files need
+    repaired_dir = work / "repaired"
+    out = run.cmd("auditwheel", [venv / "bin" / "auditwheel", "repair", "--wheel-dir", repaired_dir,
+                                 args.wheel.resolve()])
+    repaired = sorted(repaired_dir.glob("*.whl"))
+    if not run.check(out.returncode == 0 and len(repaired) == 1, "auditwheel repair %s" % args.wheel.name,
                      tail(out) if out.returncode else ""):
+        return 1
+    wheel = repaired[0]
+    platform_tag = wheel.name[:-len(".whl")].split("-")[-1]
+    out = run.cmd("auditwheel", [venv / "bin" / "auditwheel", "show", wheel])
+    shown = " ".join((out.stdout + out.stderr).split())
+    honest = all('"%s"' % t in shown for t in platform_tag.split("."))
+    run.check(out.returncode == 0 and honest, "auditwheel show %s names its own tag %s" % (wheel.name, platform_tag),
+              "" if honest else shown[-300:])
+    print("\n".join("     | " + line for line in (out.stdout + out.stderr).strip().splitlines()), flush=True)
+    out = run.cmd("install", [vpy, *PIP, "install", wheel])
+    if not run.check(out.returncode == 0, "pip install %s" % wheel.name, tail(out) if out.returncode else ""):
         return 1
 
     # --- a build environment without Rust
@@ -180,10 +209,23 @@ def main():
                   "%s exports only PyInit_%s" % (os.path.basename(got["file"]), module),
                   "" if names == ["PyInit_" + module] else "exports %s" % ", ".join(names[:10]))
 
-    # --- the wheel itself
-    out = run.cmd("auditwheel", [venv / "bin" / "auditwheel", "show", args.wheel.resolve()], env=env)
-    run.check(out.returncode == 0, "auditwheel show %s" % args.wheel.name)
-    print("\n".join("     | " + line for line in (out.stdout + out.stderr).strip().splitlines()), flush=True)
+    # --- find_package from an installed tree (cmake --install)
+    if args.installed_prefix:
+        src = work / "examples" / "cmake-installed"
+        shutil.copytree(REPO / "examples" / "cmake", src, ignore=shutil.ignore_patterns("build"))
+        steps = [["cmake", "-S", src, "-B", src / "build", "-DPython_EXECUTABLE=" + str(vpy),
+                  "-DCMAKE_PREFIX_PATH=" + str(args.installed_prefix.resolve())],
+                 ["cmake", "--build", src / "build", "-j", "2"]]
+        outs = [run.cmd("build-cmake-installed", step, env=env, cwd=src) for step in steps]
+        built = all(o.returncode == 0 for o in outs)
+        run.check(built, "build cmake against the installed tree %s" % args.installed_prefix,
+                  "" if built else tail(outs[-1]))
+        if built:
+            out = run.cmd("import", [vpy, "-c", probe, "example_cmake"],
+                          env=dict(env, PYTHONPATH=str(src / "build")), cwd=empty)
+            ok = out.returncode == 0 and json.loads(out.stdout)["check"] == want
+            run.check(ok, "example_cmake from the installed tree: check() == %s" % (tuple(want),),
+                      "" if ok else tail(out))
 
     # --- a target the wheel does not hold
     out = run.cmd("missing-target", [vpy, "-c", "import pyimmortal; pyimmortal.get_library('cp399')"], env=env)

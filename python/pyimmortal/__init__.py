@@ -16,14 +16,17 @@ calls to Python code (from the extension module pyimmortal._pyimmortal, which
 links the library):
 
     is_immortal(obj), immortalize(obj), enable_deferred_refcount(obj),
-    registry_count()
+    immortalize_heap(), registry_count()
+
+`python -m pyimmortal` shows what each call does on this interpreter.
 """
 
 import os
 import sys
 import sysconfig
 
-from ._pyimmortal import enable_deferred_refcount, immortalize, is_immortal, registry_count
+from ._pyimmortal import (enable_deferred_refcount, immortalize, immortalize_heap, is_immortal,
+                          registry_count)
 
 __all__ = [
     "get_include",
@@ -35,6 +38,7 @@ __all__ = [
     "is_immortal",
     "immortalize",
     "enable_deferred_refcount",
+    "immortalize_heap",
     "registry_count",
 ]
 
