@@ -192,7 +192,17 @@ cpython_exports(PyObject *self, PyObject *unused)
     return found;
 }
 
+static PyObject *
+immortalize_heap(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    Py_ssize_t n = pyimmortal_ImmortalizeHeap();
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
 static PyMethodDef methods[] = {
+    {"immortalize_heap", immortalize_heap, METH_NOARGS, NULL},
     {"new_immortal", new_immortal, METH_VARARGS, NULL},
     {"set_immortal", set_immortal, METH_O, NULL},
     {"is_immortal", is_immortal, METH_O, NULL},
