@@ -134,7 +134,11 @@ def main():
     out = run.cmd("venv", [args.python, "-m", "venv", venv])
     if not run.check(out.returncode == 0, "venv of %s" % args.python, tail(out) if out.returncode else ""):
         return 1
-    out = run.cmd("install", [vpy, *PIP, "install", *TOOLS])
+    # The venv's own pip may predate -C (config settings), which the meson
+    # example passes: bring it up to date first.
+    out = run.cmd("install", [vpy, *PIP, "install", "--upgrade", "pip"])
+    if out.returncode == 0:
+        out = run.cmd("install", [vpy, *PIP, "install", *TOOLS])
     if not run.check(out.returncode == 0, "pip install %s" % " ".join(TOOLS), tail(out) if out.returncode else ""):
         return 1
 
