@@ -23,10 +23,12 @@ server). Then it reads each worker's Private_Dirty and Pss from
 SIGKILL to its process group if it has not exited after 30 s, or when
 anything failed.
 
-It prints every worker's figures, the mean private dirty memory of the
+It prints every worker's figures and the mean private dirty memory of the
 workers as a fraction of the data set's size (the growth of the master's
-resident memory while it built the data), and asserts that the hook divides
-the mean by at least 5.
+resident memory while it built the data). With the hook, GET /mortal (after
+the figures are read) must find no mortal value in the data set, or only
+dicts on CPython 3.14+, which the contract leaves mortal; the hook must
+divide the mean by at least 5, or by 2 where the dicts stay mortal.
 
 CPython 3.9-3.11 have no immortal objects: immortalize_heap() raises
 NotImplementedError there. The test then checks that the hook's warning
@@ -140,16 +142,17 @@ class Server:
         raise Failure("gunicorn not ready in time:\n%s" % tail(self.text()))
 
     def stop(self):
-        """SIGTERM, then SIGKILL to the whole group after STOP_WAIT seconds.
-        Returns whether the master exited on SIGTERM."""
-        graceful = False
-        if self.proc.poll() is None:
+        """SIGTERM, then SIGKILL to the whole group after STOP_WAIT seconds;
+        every worker gets SIGKILL in any case. Returns how the master ended."""
+        if self.proc.poll() is not None:
+            how = "had exited with %s" % self.proc.returncode
+        else:
             try:
                 self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(STOP_WAIT)
-                graceful = True
+                how = "stopped"
             except subprocess.TimeoutExpired:
-                pass
+                how = "stopped with SIGKILL (SIGTERM was not enough in %d s)" % STOP_WAIT
         # The group is the master's own (start_new_session): it holds the
         # master and its workers and nothing else.
         try:
@@ -158,7 +161,7 @@ class Server:
             pass
         self.proc.wait()
         self.logfile.close()
-        return graceful
+        return how
 
 
 def traffic(port, master, workers, deadline):
@@ -241,12 +244,13 @@ def serve(venv, app, work, hook, args, expect_hook_failure=False):
                                         timeout=max(1.0, deadline - time.monotonic())) as r:
                 answer = json.loads(r.read())
             mortal = answer["mortal"]
-            print("     [%s] worker %d: %d references to objects of the data set, mortal ones: %s"
+            print("     [%s] worker %d: of the data set (%d references), mortal values: %s; mortal dict keys: %s"
                   % (name, answer["pid"], answer["references"],
-                     ", ".join("%s %d" % kv for kv in sorted(mortal.items())) or "none"), flush=True)
+                     ", ".join("%s %d" % kv for kv in sorted(mortal.items())) or "none",
+                     ", ".join("%s %d" % kv for kv in sorted(answer["mortal_keys"].items())) or "none"),
+                  flush=True)
     finally:
-        graceful = server.stop()
-        print("     [%s] server stopped%s" % (name, "" if graceful else " with SIGKILL"), flush=True)
+        print("     [%s] server %s" % (name, server.stop()), flush=True)
     heap = answers[current[0]]["heap_bytes"]
     for pid in current:
         f = figures[pid]

@@ -5,8 +5,9 @@ floats and strings), PREFORK_HEAP_MB MiB of them (default 200).
     GET /read   reads the whole data set (every value of every record) and
                 returns JSON: the worker's pid, the records read, the
                 checksum, and what a full read gives (computed at import)
-    GET /mortal counts, by type, the references to objects of the data set
-                that are not immortal in this worker (needs pyimmortal)
+    GET /mortal counts, by type, the objects of the data set that are not
+                immortal in this worker, values and dict keys apart (needs
+                pyimmortal)
     GET /       the same facts as /read, without reading
 
 Run it with gunicorn and gunicorn.conf.py (see README.md).
@@ -47,14 +48,8 @@ def application(environ, start_response):
         except ImportError as exc:
             start_response("501 Not Implemented", [("Content-Type", "text/plain")])
             return [("%s\n" % exc).encode()]
-        mortal = {}
-        total = 0
-        for obj in records.objects(RECORDS):
-            total += 1
-            if not is_immortal(obj):
-                name = type(obj).__name__
-                mortal[name] = mortal.get(name, 0) + 1
-        body = dict(facts(), references=total, mortal=mortal)
+        mortal, mortal_keys, references = records.mortal_objects(RECORDS, is_immortal)
+        body = dict(facts(), references=references, mortal=mortal, mortal_keys=mortal_keys)
     elif path == "/":
         body = facts()
     else:

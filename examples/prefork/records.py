@@ -78,16 +78,32 @@ def read_all(records):
 
 
 def objects(records):
-    """Every object of the data set, once per reference to it: the list,
-    each record, and every key and value inside, nested containers
-    included."""
+    """Every object of the data set, once per reference to it, as pairs
+    (object, is_key): the list, each record, and every key and value
+    inside, nested containers included."""
     stack = [records]
     while stack:
         obj = stack.pop()
-        yield obj
+        yield obj, False
         if type(obj) is dict:
             for key, value in obj.items():
-                yield key
+                yield key, True
                 stack.append(value)
         elif type(obj) in (list, tuple):
             stack.extend(obj)
+
+
+def mortal_objects(records, is_immortal):
+    """The distinct objects of the data set that `is_immortal` says are
+    mortal, counted by type: ({type name: values}, {type name: dict keys},
+    references walked)."""
+    seen = set()
+    counts = ({}, {})
+    references = 0
+    for obj, is_key in objects(records):
+        references += 1
+        if id(obj) not in seen and not is_immortal(obj):
+            seen.add(id(obj))
+            name = type(obj).__name__
+            counts[is_key][name] = counts[is_key].get(name, 0) + 1
+    return counts[0], counts[1], references
