@@ -26,6 +26,14 @@ interpreter by path. Suites, per interpreter:
            the consumer examples (CMake, setuptools, meson, scikit-build-core,
            vendored) built there and imported (c_tests/wheel/test_wheel.py);
            on interpreters that run on this host
+  prefork  gunicorn serving examples/prefork from a venv with that wheel, 4
+           workers reading a 200 MiB data set (100 MiB on debug builds): the
+           when_ready hook (gc.freeze() and pyimmortal.immortalize_heap())
+           divides the workers' private dirty memory by at least 5 (by 2
+           where CPython 3.14+ keeps the data's dicts mortal); skipped on
+           3.9-3.11, where the hook's NotImplementedError is checked
+           (c_tests/prefork/test_prefork.py); on interpreters that run on
+           this host
 
 and once: `repo` (fmt, clippy, header freshness, the system libraries linked
 everywhere equal to rustc's native-static-libs, unverified targets refused).
@@ -51,7 +59,7 @@ import interpreters as interp  # noqa: E402
 
 REPO = interp.REPO
 OUT = REPO / "_build" / "tests"
-SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "bench", "wheel"]
+SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "bench", "wheel", "prefork"]
 # The system libraries that libpyimmortal.a needs: rustc's native-static-libs
 # minus -lc, as CMakeLists.txt and the README list them (repo_checks compares).
 NATIVE_LIBS = ["m", "rt", "pthread"]
@@ -65,6 +73,7 @@ class Row:
         self.results = {}      # suite -> (status, detail)
         self.library = None    # this row's libpyimmortal.a
         self.cmake_ok = None   # whether its CMake build succeeded, once tried
+        self.wheel = None      # the package's wheel for it, once built
 
     def record(self, suite, status, detail=""):
         self.results[suite] = (status, detail)
@@ -180,30 +189,70 @@ def suite_bench(row):
     return ("passed" if ok else "failed"), "smoke, no timing"
 
 
-def suite_wheel(row):
-    if row.it.where != "host":
-        return "skipped", "the wheel is tested on this host's interpreters"
+def build_wheel(row, log):
+    """Builds the package's wheel for the row's interpreter into
+    <row>/wheel/dist (emptied first), as pip builds it: in a venv of the
+    interpreter, with cargo on PATH. Returns (wheel, None) or (None, why);
+    the wheel is kept as row.wheel for the suites after."""
     work = row.dir / "wheel"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    # The wheel is built as pip builds it, in a venv of the interpreter (cargo
-    # on PATH); the driver then uses it where no Rust toolchain is reachable.
     builder = work / "build-venv"
-    if not (run_logged(row, "wheel", [row.it.python, "-m", "venv", builder]) and
-            run_logged(row, "wheel", [builder / "bin" / "pip", "wheel", "--disable-pip-version-check",
-                                      "--no-deps", "-w", work / "dist", REPO])):
-        return "failed", "building the wheel"
+    if not (run_logged(row, log, [row.it.python, "-m", "venv", builder]) and
+            run_logged(row, log, [builder / "bin" / "pip", "wheel", "--disable-pip-version-check",
+                                  "--no-deps", "-w", work / "dist", REPO])):
+        return None, "building the wheel"
     wheels = sorted((work / "dist").glob("pyimmortal-*.whl"))
     if len(wheels) != 1:
-        return "failed", "pip wheel made %d wheels" % len(wheels)
+        return None, "pip wheel made %d wheels" % len(wheels)
+    row.wheel = wheels[0]
+    return row.wheel, None
+
+
+def suite_wheel(row):
+    if row.it.where != "host":
+        return "skipped", "the wheel is tested on this host's interpreters"
+    # The driver uses the wheel where no Rust toolchain is reachable.
+    wheel, problem = build_wheel(row, "wheel")
+    if problem:
+        return "failed", problem
+    work = row.dir / "wheel"
     # An install tree of the row's CMake build, for find_package without the wheel.
     if not (cmake_build(row) and
             run_logged(row, "wheel", ["cmake", "--install", row.dir / "cmake", "--prefix", work / "install"])):
         return "failed", "cmake --install"
     ok = run_logged(row, "wheel", [sys.executable, REPO / "c_tests" / "wheel" / "test_wheel.py",
-                                   "--python", row.it.python, "--wheel", wheels[0],
+                                   "--python", row.it.python, "--wheel", wheel,
                                    "--work", work / "consumer", "--installed-prefix", work / "install"])
-    return ("passed" if ok else "failed"), wheels[0].name
+    return ("passed" if ok else "failed"), wheel.name
+
+
+def suite_prefork(row):
+    if row.it.where != "host":
+        return "skipped", "gunicorn is run on this host's interpreters"
+    wheel = row.wheel
+    if wheel is None:
+        wheel, problem = build_wheel(row, "prefork")
+        if problem:
+            return "failed", problem
+    # Debug builds run the data set's build and reads 3 to 4 times slower.
+    heap_mb = "100" if row.it.debug else "200"
+    log = row.dir / "prefork.log"
+    cmd = [sys.executable, REPO / "c_tests" / "prefork" / "test_prefork.py", "--python", row.it.python,
+           "--wheel", wheel, "--work", row.dir / "prefork", "--heap-mb", heap_mb]
+    with open(log, "a") as f:
+        f.write("$ %s\n" % " ".join(str(c) for c in cmd))
+        f.flush()
+        rc = subprocess.run([str(c) for c in cmd], stdout=f, stderr=subprocess.STDOUT).returncode
+    text = log.read_text(errors="replace")
+    if rc == 77:
+        reasons = re.findall(r"^skipped \((.*)\)\s*$", text, re.M)
+        return "skipped", reasons[-1] if reasons else "does not apply"
+    if rc:
+        print("\n".join(text.splitlines()[-50:]))
+        return "failed", "see prefork.log"
+    summary = re.findall(r"^prefork: workers' mean Private_Dirty (.*)$", text, re.M)
+    return "passed", "%s MiB heap: %s" % (heap_mb, summary[-1] if summary else "")
 
 
 def cross_target(row, lib):
@@ -276,6 +325,7 @@ ROW_SUITES = {
     "headers": lambda row: ctest(row, "headers"),
     "bench": suite_bench,
     "wheel": suite_wheel,
+    "prefork": suite_prefork,
 }
 
 
@@ -411,7 +461,7 @@ def main():
         return 0
     rows = [Row(it) for it in its]
     todo = [s for s in SUITES if s in suites and s != "abi"]
-    if "layout" not in todo and set(suites) & {"embed", "ext", "headers", "abi", "bench", "wheel"}:
+    if "layout" not in todo and set(suites) & {"embed", "ext", "headers", "abi", "bench", "wheel", "prefork"}:
         todo.insert(0, "layout")   # it builds the library the others use
     for row in rows:
         shutil.rmtree(row.dir, ignore_errors=True)
