@@ -46,6 +46,10 @@ crate::layout::facts! {
     REF_MAYBE_WEAKREF: isize = 1 => "_Py_REF_MAYBE_WEAKREF";
     /// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
     GC_BITS_TRACKED: u8 = 1 => "_PyGC_BITS_TRACKED";
+    /// `_PyGC_BITS_SHARED` (`Include/internal/pycore_gc.h`, 3.13+): a container that
+    /// other threads may read, set by CPython on another thread's first read
+    /// (`ensure_shared_on_read` in `Objects/listobject.c` and `Objects/dictobject.c`).
+    GC_BITS_SHARED: u8 = 16 => "_PyGC_BITS_SHARED";
     /// `_PyGC_BITS_DEFERRED` (`Include/internal/pycore_gc.h`, 3.13+).
     GC_BITS_DEFERRED: u8 = 64 => "_PyGC_BITS_DEFERRED";
     /// `_Py_REF_DEFERRED`: `PY_SSIZE_T_MAX / 8`, the bias that deferred objects carry in
@@ -127,7 +131,10 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
 /// `_Py_SetImmortalUntracked` (`Objects/object.c`): unowned, local count
 /// `_Py_IMMORTAL_REFCNT_LOCAL`. Since 3.14 immortals also carry
 /// `_PyGC_BITS_DEFERRED` so that the specializing interpreter may cache them
-/// (gh-129984). CPython also stores 0 in the shared word; pyimmortal leaves
+/// (gh-129984). A GC object is also marked `_PyGC_BITS_SHARED`, which CPython
+/// would set on another thread's first read of a list or dict: an immortal
+/// object is made to be shared, and a reader then has nothing left to write
+/// into its header (which matters for a forked worker's pages too). CPython also stores 0 in the shared word; pyimmortal leaves
 /// it alone: callers only get here with a shared word of 0, or of exactly
 /// `_Py_REF_MAYBE_WEAKREF`, whose flag must survive so that another
 /// thread's weakref dereference racing with this store still succeeds.
@@ -148,8 +155,17 @@ pub unsafe fn write_immortal(op: *mut PyObject) {
     unsafe {
         local(op).store(IMMORTAL_REFCNT_LOCAL, Relaxed);
         tid(op).store(UNOWNED_TID, Relaxed);
+        let mut bits = 0;
+        if super::type_is_gc(super::type_of(op)) {
+            bits |= GC_BITS_SHARED;
+        }
         #[cfg(Py_3_14)]
-        gc_bits(op).fetch_or(GC_BITS_DEFERRED, Relaxed);
+        {
+            bits |= GC_BITS_DEFERRED;
+        }
+        if bits != 0 {
+            gc_bits(op).fetch_or(bits, Relaxed);
+        }
     }
 }
 
