@@ -358,7 +358,7 @@ def gather(args, sources):
     if sources:
         built, errors = interp.from_sources(sources, build=not args.list)
         found += built
-        problems += ["%s%s: %s" % (t.name, " (debug)" if d else "", e) for t, d, e in errors]
+        problems += ["%s: %s" % (interp.describe(t, v), e) for t, v, e in errors]
     if os.environ.get("PYIMMORTAL_SKIP_SID") != "1":
         if not interp.sid_provisioned():
             print("provisioning the Debian sid root (once)", flush=True)
