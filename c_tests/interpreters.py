@@ -10,7 +10,9 @@ order they are listed:
   versions pyenv does not already give;
 - free-threaded interpreters built from CPython source release tarballs
   (``PYIMMORTAL_CPYTHON_SOURCES=dir``), cached under
-  ``~/.cache/pyimmortal/cpython/`` by the tarball's SHA-256;
+  ``~/.cache/pyimmortal/cpython/`` by the tarball's SHA-256 and the variant
+  (release, debug, and the thread-sanitizer build that only the runner's
+  tsan step uses, never a row: VARIANTS);
 - Debian sid's ``python3.13``, ``python3.14`` and ``python3.15`` with their
   debug builds, run inside the root made by ``scripts/provision-sid.sh``.
 
@@ -356,28 +358,66 @@ def locked(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def built_dir(tarball, debug):
-    return CACHE / "cpython" / ("%s-%s" % (sha256(tarball)[:16], "ft-debug" if debug else "ft"))
+# The free-threaded builds made from a source release, by variant: what
+# configure is given besides the options every variant shares, and whether the
+# variant is a row of the test command. The thread-sanitizer build is not: the
+# runner runs only its own TSan step on it (scripts/runtests.py).
+VARIANTS = {
+    "release": {"configure": [], "row": True},
+    "debug": {"configure": ["--with-pydebug"], "row": True},
+    "tsan": {"configure": ["--with-thread-sanitizer"], "row": False},
+}
+
+
+def built_dir(tarball, variant):
+    """CACHE/cpython/<sha256[:16]>-ft, -ft-debug, -ft-tsan."""
+    suffix = "ft" if variant == "release" else "ft-" + variant
+    return CACHE / "cpython" / ("%s-%s" % (sha256(tarball)[:16], suffix))
+
+
+def describe(tarball, variant):
+    """"Python-3.14.7.tar.xz", "Python-3.14.7.tar.xz (debug)", ... for messages."""
+    return tarball.name + ("" if variant == "release" else " (%s)" % variant)
 
 
 STAMP = ".pyimmortal-complete.json"
 
 
+def read_stamp(prefix):
+    """The stamp of a finished cache entry as a dict, or None if it is not finished.
+    Stamps written before variants existed say only "debug"."""
+    stamp = prefix / STAMP
+    if not stamp.is_file():
+        return None
+    facts = json.loads(stamp.read_text())
+    facts.setdefault("variant", "debug" if facts.get("debug") else "release")
+    return facts
+
+
 def finished_python(prefix):
     """The interpreter of a finished cache entry, or None if it is not finished."""
-    stamp = prefix / STAMP
-    return json.loads(stamp.read_text())["python"] if stamp.is_file() else None
+    facts = read_stamp(prefix)
+    return facts["python"] if facts else None
 
 
-def build_free_threaded(tarball, debug=False):
+def config_args(python):
+    """The interpreter's configure command line (sysconfig's CONFIG_ARGS), or None."""
+    out = subprocess.run([python, "-I", "-c", "import sysconfig; print(sysconfig.get_config_var('CONFIG_ARGS'))"],
+                         capture_output=True, text=True, timeout=120)
+    return out.stdout if out.returncode == 0 else None
+
+
+def build_free_threaded(tarball, variant="release"):
     """Builds (once) a free-threaded CPython from a source release; returns its python.
 
-    The cache entry is CACHE/cpython/<sha256[:16]>-ft[-debug]/ and counts as
-    finished only when its stamp file exists. The stamp is written last, by
-    an atomic rename, so an interrupted or failed build is started again from
-    scratch by the next run.
+    variant is a key of VARIANTS. The cache entry is
+    CACHE/cpython/<sha256[:16]>-ft[-<variant>]/ and counts as finished only
+    when its stamp file exists. The stamp is written last, by an atomic
+    rename, so an interrupted or failed build is started again from scratch by
+    the next run.
     """
-    prefix = built_dir(tarball, debug)
+    extra = VARIANTS[variant]["configure"]
+    prefix = built_dir(tarball, variant)
     if finished_python(prefix):
         return finished_python(prefix)
     with locked(prefix.with_name(prefix.name + ".lock")):
@@ -388,13 +428,11 @@ def build_free_threaded(tarball, debug=False):
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         logfile = prefix.with_name(prefix.name + ".log")
-        log("cpython: building %s %s into %s (log: %s)" % (
-            tarball.name, "free-threaded debug" if debug else "free-threaded", prefix, logfile))
+        log("cpython: building %s free-threaded into %s (log: %s)" % (
+            describe(tarball, variant), prefix, logfile))
         configure = ["./configure", "--prefix=%s" % prefix, "--disable-gil", "--enable-shared",
                      "--without-ensurepip", "--disable-test-modules",
-                     "LDFLAGS=-Wl,-rpath,%s/lib" % prefix]
-        if debug:
-            configure.append("--with-pydebug")
+                     "LDFLAGS=-Wl,-rpath,%s/lib" % prefix] + extra
         jobs = str(os.cpu_count() or 2)
         steps = [["tar", "-xf", str(tarball), "-C", str(work), "--strip-components=1"],
                  configure, ["make", "-j", jobs], ["make", "install"]]
@@ -404,60 +442,95 @@ def build_free_threaded(tarball, debug=False):
                 f.flush()
                 if subprocess.run(cmd, cwd=work, stdout=f, stderr=subprocess.STDOUT).returncode:
                     raise RuntimeError("building %s failed at `%s`; see %s" % (
-                        tarball.name, cmd[0], logfile))
+                        describe(tarball, variant), cmd[0], logfile))
         exes = sorted(p for p in glob.glob(str(prefix / "bin" / "python3.*"))
                       if re.search(r"/python3\.\d+td?$", p))
         if not exes:
             raise RuntimeError("no python3.Xt in %s/bin; see %s" % (prefix, logfile))
         facts = probe(exes[0])
-        if facts is None or facts["free_threaded"] != "1" or (facts["debug"] == "1") != debug:
-            raise RuntimeError("%s is not the %s build it should be" % (exes[0], "debug" if debug else "release"))
+        args = config_args(exes[0]) or ""
+        if (facts is None or facts["free_threaded"] != "1"
+                or (facts["debug"] == "1") != ("--with-pydebug" in extra)
+                or not all(option in args for option in extra)):
+            raise RuntimeError("%s is not the %s build it should be" % (exes[0], variant))
         tmp = prefix / ".pyimmortal-complete.tmp"
-        tmp.write_text(json.dumps({"python": exes[0], "tarball": str(tarball),
-                                   "sha256": sha256(tarball), "debug": debug}))
+        tmp.write_text(json.dumps({"python": exes[0], "tarball": str(tarball), "sha256": sha256(tarball),
+                                   "variant": variant, "debug": variant == "debug"}))
         os.replace(tmp, prefix / STAMP)
         shutil.rmtree(work, ignore_errors=True)
         return exes[0]
 
 
 def source_builds(directory):
-    """[(tarball, debug)]: a free-threaded build of each release, and a debug one of the newest."""
+    """[(tarball, variant)] of the rows: a free-threaded build of each 3.13+
+    release, and a debug one of the newest."""
     found = tarballs(directory)
-    wanted = [(p, False) for version, p in found if version[1] >= SUPPORTED.min_free_threaded_minor]
+    wanted = [(p, "release") for version, p in found if version[1] >= SUPPORTED.min_free_threaded_minor]
     if wanted:
-        wanted.append((wanted[-1][0], True))
+        wanted.append((wanted[-1][0], "debug"))
     return wanted
 
 
 def from_sources(directory, build=True):
-    """Free-threaded interpreters from the tarballs in directory.
+    """Free-threaded interpreters from the tarballs in directory, the rows of
+    source_builds().
 
     With build=False only the finished cache entries are returned.
-    Returns (interpreters, errors).
+    Returns (interpreters, errors), each error (tarball, variant, message).
     """
     found, errors = [], []
-    for tarball, debug in source_builds(directory):
-        try:
-            exe = build_free_threaded(tarball, debug) if build else finished_python(built_dir(tarball, debug))
-            if exe is None:
-                continue
-        except (RuntimeError, OSError) as e:
-            errors.append((tarball, debug, str(e)))
-            continue
-        it = make("src", exe, "host", "built from %s%s" % (tarball.name, " (debug)" if debug else ""))
-        if it is None:
-            errors.append((tarball, debug, "%s does not run" % exe))
-            continue
-        found.append(it)
+    for tarball, variant in source_builds(directory):
+        it, error = from_source(tarball, variant, build)
+        if error:
+            errors.append((tarball, variant, error))
+        elif it:
+            found.append(it)
     return found, errors
 
 
+def from_source(tarball, variant, build=True):
+    """(the interpreter built from tarball as variant, None), (None, a
+    message) if it cannot be built or run, or (None, None) if it is not built
+    and build is False. The row name is src-<release>t[d], plus -<variant>
+    for a variant that is not a row (src-3.14.7t-tsan)."""
+    try:
+        exe = build_free_threaded(tarball, variant) if build else finished_python(built_dir(tarball, variant))
+        if exe is None:
+            return None, None
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    why = "built from %s" % describe(tarball, variant)
+    it = make("src", exe, "host", why)
+    if it is None:
+        return None, "%s does not run" % exe
+    if not VARIANTS[variant]["row"]:
+        it.name += "-" + variant
+    return it, None
+
+
+# The TSan test (c_tests/tsan/) uses CPython's own deferred reference
+# counting, which free-threaded CPython has from 3.14 on.
+TSAN_MIN_MINOR = 14
+
+
+def tsan_build(directory):
+    """(tarball, "tsan"): the thread-sanitizer build is made from the newest
+    release only, if it is 3.14 or later; None otherwise."""
+    found = tarballs(directory)
+    if not found or found[-1][0][1] < TSAN_MIN_MINOR:
+        return None
+    return found[-1][1], "tsan"
+
+
 def cached_source_builds():
-    """Finished free-threaded builds in the cache, whatever tarball they came from."""
+    """Finished free-threaded builds in the cache that are rows (no TSan
+    build), whatever tarball they came from."""
     found = []
     for stamp in sorted(CACHE.glob("cpython/*/" + STAMP)):
-        it = make("src", finished_python(stamp.parent), "host",
-                  "built from source, cached in %s" % stamp.parent)
+        facts = read_stamp(stamp.parent)
+        if not VARIANTS.get(facts["variant"], {"row": False})["row"]:
+            continue
+        it = make("src", facts["python"], "host", "built from source, cached in %s" % stamp.parent)
         if it:
             found.append(it)
     return found

@@ -41,8 +41,8 @@ def host_interpreters(selectors):
     if sources:
         built, errors = interp.from_sources(sources)
         found += built
-        for tarball, debug, error in errors:
-            print("build-wheels: %s%s: %s" % (tarball.name, " (debug)" if debug else "", error))
+        for tarball, variant, error in errors:
+            print("build-wheels: %s: %s" % (interp.describe(tarball, variant), error))
     found = interp.dedupe(found + interp.cached_source_builds())
     chosen = []
     for it in found:

@@ -36,7 +36,17 @@ interpreter by path. Suites, per interpreter:
            this host
 
 and once: `repo` (fmt, clippy, header freshness, the system libraries linked
-everywhere equal to rustc's native-static-libs, unverified targets refused).
+everywhere equal to rustc's native-static-libs, unverified targets refused),
+and, after the rows, `tsan`: from the newest 3.14+ tarball of
+PYIMMORTAL_CPYTHON_SOURCES, a free-threaded CPython built with
+--with-thread-sanitizer (cached like the rows' builds, never a row itself:
+every suite under TSan would be slow and noisy), the library built against
+its headers, and c_tests/tsan/ (a CMake project of its own) built with
+-fsanitize=thread: threads immortalizing, querying, increfing, deferring
+and using the registry at once, run with halt_on_error=1 and
+c_tests/tsan/suppressions.txt, so any report fails. It runs in every run
+that is given the sources (with --python patterns, only if one matches its
+name, src-<release>t-tsan); without them it shows as skipped.
 A suite whose every ctest test was skipped (exit 77: it does not apply to
 that interpreter) shows as skipped with the tests' reason. A free-threaded
 row built from a given source passes or fails: a skip there fails the run.
@@ -329,6 +339,69 @@ ROW_SUITES = {
 }
 
 
+# --- the thread sanitizer -----------------------------------------------------------
+
+TSAN_DIR = REPO / "c_tests" / "tsan"
+
+
+def step_tsan(args, sources):
+    """The tsan step: (name, status, detail), or None when --python patterns
+    leave it out. Builds (once, cached) the TSan interpreter, the library
+    against its headers, and c_tests/tsan/ with -fsanitize=thread, then runs
+    its ctest label tsan."""
+    if not sources:
+        return ("no interpreter", "skipped",
+                "give the CPython source releases in PYIMMORTAL_CPYTHON_SOURCES")
+    build = interp.tsan_build(sources)
+    patterns = [p for p in args.python if os.sep not in p]
+    if build is None:
+        if patterns:
+            return None
+        return ("no interpreter", "failed", "no 3.%d+ source release in %s to build it from"
+                % (interp.TSAN_MIN_MINOR, sources))
+    m = interp.TARBALL.match(build[0].name)
+    name = "src-3.%s.%s%st-tsan" % (m.group(2), m.group(3), m.group(4) or "")
+    if patterns and not any(re.search(p, name) for p in patterns):
+        return None
+    it, error = interp.from_source(*build)
+    if error:
+        return (name, "failed", error)
+    row = Row(it)
+    shutil.rmtree(row.dir, ignore_errors=True)
+    row.dir.mkdir(parents=True)
+    print("=== %s: %s (%s; the tsan step)" % (it.name, it.python, it.why), flush=True)
+    t0 = time.time()
+    status, detail = suite_layout(row)
+    if status != "passed":
+        return (name, "failed", "layout: " + detail)
+    build_dir = row.dir / "cmake"
+    if not (run_logged(row, "cmake", ["cmake", "-S", TSAN_DIR, "-B", build_dir,
+                                      "-DPYIMMORTAL_PYTHON=" + it.python,
+                                      "-DPYIMMORTAL_LIBRARY=%s" % row.library]) and
+            run_logged(row, "cmake", ["cmake", "--build", build_dir, "-j", JOBS])):
+        return (name, "failed", "building c_tests/tsan (see cmake.log)")
+    # The program must really be instrumented: a build without
+    # -fsanitize=thread would pass without checking anything.
+    symbols = subprocess.run(["nm", build_dir / "test_tsan"], capture_output=True, text=True).stdout
+    if "__tsan_init" not in symbols:
+        return (name, "failed", "test_tsan is not built with -fsanitize=thread")
+    ok = run_logged(row, "ctest-tsan", ["ctest", "--test-dir", build_dir, "-L", "^tsan$",
+                                        "--output-on-failure", "-V"])
+    # ctest -V prefixes each line of a test's output with its number.
+    output = (row.dir / "ctest-tsan.log").read_text(errors="replace")
+    reports = re.findall(r"^\d+: SUMMARY: ThreadSanitizer: (.*)$", output, re.M)
+    figures = re.findall(r"^\d+: test_tsan: (\d+ threads x \d+ rounds, \d+ thread states come and gone): "
+                         r"(\d+) calls", output, re.M)
+    suppressed = {}
+    for hits, entry in re.findall(r"^\d+: (\d+) (\w+:\S+)$", output, re.M):
+        suppressed[entry] = suppressed.get(entry, 0) + int(hits)
+    detail = "%s; %d report%s%s; suppressed: %s; %ds" % (
+        "%s: %s calls" % (figures[0][0], " and ".join(n for _, n in figures)) if figures else "no figures",
+        len(reports), "" if len(reports) == 1 else "s", " (%s)" % reports[0] if reports else "",
+        ", ".join("%s x%d" % kv for kv in sorted(suppressed.items())) or "none", time.time() - t0)
+    return (name, "passed" if ok and not reports and len(figures) == 2 else "failed", detail)
+
+
 # --- the repository ------------------------------------------------------------
 
 
@@ -408,7 +481,7 @@ def gather(args, sources):
     if sources:
         built, errors = interp.from_sources(sources, build=not args.list)
         found += built
-        problems += ["%s%s: %s" % (t.name, " (debug)" if d else "", e) for t, d, e in errors]
+        problems += ["%s: %s" % (interp.describe(t, v), e) for t, v, e in errors]
     if os.environ.get("PYIMMORTAL_SKIP_SID") != "1":
         if not interp.sid_provisioned():
             print("provisioning the Debian sid root (once)", flush=True)
@@ -433,7 +506,7 @@ def gather(args, sources):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--python", action="append", default=[], help="row name regex, or an interpreter path")
-    ap.add_argument("--suite", action="append", default=[], choices=SUITES + ["repo"])
+    ap.add_argument("--suite", action="append", default=[], choices=SUITES + ["repo", "tsan"])
     ap.add_argument("--list", action="store_true", help="list the interpreters and exit")
     args = ap.parse_args()
     start = time.time()
@@ -443,21 +516,25 @@ def main():
     OUT.mkdir(parents=True, exist_ok=True)
     interp.setup_host(sid=sid, cpython_sources=bool(sources), rust_lints=True)
 
-    suites = args.suite or SUITES + ["repo"]
+    suites = args.suite or SUITES + ["repo", "tsan"]
     failed = False
     repo = None
     if "repo" in suites and not args.list:
         repo = repo_checks()
         print("[repository] %s (%s)" % repo, flush=True)
         failed |= repo[0] == "failed"
-    if not args.list and not set(suites) & set(SUITES):
+    if not args.list and not set(suites) & set(SUITES + ["tsan"]):
         print("runtests: %s" % ("FAILURES" if failed else "no failures"))
         return 1 if failed else 0
 
-    its, problems = gather(args, sources)
+    its, problems = gather(args, sources) if set(suites) & set(SUITES) or args.list else ([], [])
     if args.list:
         for it in its:
             print("%-22s %-6s %s  (%s)" % (it.name, it.tag, it.python, it.why))
+        tsan = interp.from_source(*interp.tsan_build(sources), build=False)[0] \
+            if sources and interp.tsan_build(sources) else None
+        if tsan:
+            print("%-22s %-6s %s  (%s; the tsan step only)" % (tsan.name, tsan.tag, tsan.python, tsan.why))
         return 0
     rows = [Row(it) for it in its]
     todo = [s for s in SUITES if s in suites and s != "abi"]
@@ -474,12 +551,19 @@ def main():
     if "abi" in suites:
         for row in rows:
             row.record("abi", *suite_abi(row, rows))
+    tsan = step_tsan(args, sources) if "tsan" in suites else None
+    if tsan:
+        print("[thread sanitizer] %s (%s)" % tsan[1:], flush=True)
 
     # --- table
     shown = [s for s in SUITES if s in suites]
-    lines = ["| interpreter | %s |" % " | ".join(shown), "|---|%s" % ("---|" * len(shown))]
+    lines = ["| interpreter | %s |" % " | ".join(shown or ["result"]),
+             "|---|%s" % ("---|" * max(1, len(shown)))]
     if repo:
         lines.append("| repository | %s (%s) |" % repo)
+    if tsan:
+        lines.append("| thread sanitizer (%s) | %s (%s) |" % tsan)
+        failed |= tsan[1] == "failed"
     notes = []
     for row in rows:
         cells = []
