@@ -3,6 +3,7 @@
  * the interpreter finalizes cleanly afterwards. */
 #include "harness.h"
 
+#if HAS_IMMORTALITY
 /* A heap like a loaded application's: records of ints, floats, strings,
  * bytes and tuples in dicts in a list, instances of a class, plus objects
  * that must stay mortal. Returns the namespace (a new reference). */
@@ -52,6 +53,7 @@ immortal(PyObject *ns, const char *expr)
     Py_DECREF(v);
     return r;
 }
+#endif /* HAS_IMMORTALITY */
 
 static void
 test_heap_objects_become_immortal(void)
