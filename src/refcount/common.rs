@@ -11,6 +11,8 @@ crate::layout::facts! {
     TPFLAGS_HAVE_GC: c_ulong = 1 << 14 => "Py_TPFLAGS_HAVE_GC";
     /// `Py_TPFLAGS_UNICODE_SUBCLASS` (`Include/object.h`).
     TPFLAGS_UNICODE_SUBCLASS: c_ulong = 1 << 28 => "Py_TPFLAGS_UNICODE_SUBCLASS";
+    /// `Py_TPFLAGS_TUPLE_SUBCLASS` (`Include/object.h`).
+    TPFLAGS_TUPLE_SUBCLASS: c_ulong = 1 << 26 => "Py_TPFLAGS_TUPLE_SUBCLASS";
     /// `Py_TPFLAGS_DICT_SUBCLASS` (`Include/object.h`).
     TPFLAGS_DICT_SUBCLASS: c_ulong = 1 << 29 => "Py_TPFLAGS_DICT_SUBCLASS";
     /// `Py_tp_finalize`, the slot number for `PyType_GetSlot` (`Include/typeslots.h`).
@@ -35,6 +37,15 @@ pub unsafe fn type_is_gc(ty: *mut PyObject) -> bool {
 pub unsafe fn is_dict(op: *mut PyObject) -> bool {
     // SAFETY: a live object has a live type.
     unsafe { cpython::type_flags(type_of(op)) & TPFLAGS_DICT_SUBCLASS != 0 }
+}
+
+/// `PyTuple_Check(op)`: `tuple` or a subclass.
+///
+/// # Safety
+/// `op` must point to a live object.
+pub unsafe fn is_tuple(op: *mut PyObject) -> bool {
+    // SAFETY: a live object has a live type.
+    unsafe { cpython::type_flags(type_of(op)) & TPFLAGS_TUPLE_SUBCLASS != 0 }
 }
 
 /// `PyUnicode_Check(op)`: `str` or a subclass.
