@@ -12,6 +12,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include "pyimmortal.h"
+#include "leakcheck.h"
 
 #undef NDEBUG
 #include <assert.h>
@@ -91,6 +92,16 @@ harness_cpython_exports_any(void)
     return 0;
 }
 
+/* Finalizes the interpreter, which must succeed. The registry's objects
+ * are declared to the leak checker first: finalizing frees the registry
+ * but not the objects (leakcheck.h). */
+static inline void
+harness_finalize(void)
+{
+    CHECK(leakcheck_registry() >= 0);
+    CHECK(Py_FinalizeEx() == 0);
+}
+
 static inline void
 harness_start(const char *name)
 {
@@ -114,7 +125,7 @@ harness_start(const char *name)
                         "functions that pyimmortal would call instead of its own, so "
                         "PYIMMORTAL_FORCE_BUILTIN changes nothing)\n",
                 name);
-        CHECK(Py_FinalizeEx() == 0);
+        harness_finalize();
         exit(HARNESS_SKIP_EXIT);
     }
 }
@@ -124,7 +135,7 @@ harness_start(const char *name)
 static inline int
 harness_finish(void)
 {
-    CHECK(Py_FinalizeEx() == 0);
+    harness_finalize();
     if (harness_skipped == 0) {
         return 0;
     }

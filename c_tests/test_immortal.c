@@ -1,4 +1,6 @@
-/* PyUnstable_SetImmortal and PyUnstable_IsImmortal on a running interpreter. */
+/* PyUnstable_SetImmortal and PyUnstable_IsImmortal on a running interpreter.
+ * PyUnstable_SetImmortal does not register what it makes immortal, so each
+ * case declares its immortals to the leak checker (leakcheck.h). */
 #include "harness.h"
 
 #include <pthread.h>
@@ -40,6 +42,7 @@ test_fresh_object(void)
             continue;
         }
         CHECK(r == 1);
+        leakcheck_intended(o);
         CHECK(PyUnstable_IsImmortal(o));
         CHECK(pyimmortal_PyUnstable_IsImmortal(o));
         CHECK(!PyObject_GC_IsTracked(o));
@@ -72,6 +75,9 @@ test_survives_dropping_every_reference(void)
     PyObject *o = new_instance(Thing);
     int r = PyUnstable_SetImmortal(o);
     CHECK(r == (HAS_IMMORTALITY ? 1 : 0));
+    if (r) {
+        leakcheck_intended(o);
+    }
     PyObject *ref = PyWeakref_NewRef(o, NULL);
     CHECK(ref != NULL);
     PyObject *payload = PyObject_GetAttrString(o, "payload");
@@ -109,6 +115,9 @@ test_non_gc_object(void)
         Py_ssize_t before = Py_REFCNT(f);
         int r = spellings[s](f);
         CHECK(r == (HAS_IMMORTALITY ? 1 : 0));
+        if (r) {
+            leakcheck_intended(f);
+        }
         CHECK(PyUnstable_IsImmortal(f) == r);
         if (!r) {
             CHECK(Py_REFCNT(f) == before);
@@ -203,6 +212,7 @@ test_threads_share_an_immortal(void)
     }
     PyObject *o = new_instance(Thing);
     CHECK(PyUnstable_SetImmortal(o) == 1);
+    leakcheck_intended(o);
     Py_ssize_t rc = Py_REFCNT(o);
     pthread_t threads[N_THREADS];
     Py_BEGIN_ALLOW_THREADS

@@ -144,7 +144,7 @@ runtime_round(int round)
     for (int i = 0; i < 3; i++) {
         CHECK(pyimmortal_Registry_Contains(round_made[round][i]) == HAS_IMMORTALITY);
     }
-    CHECK(Py_FinalizeEx() == 0);
+    harness_finalize();
     fprintf(stderr, "  runtime round %d: registry empty at start, %zd after ... ok\n",
             round, want);
 }

@@ -114,6 +114,9 @@ int pyimmortal_PyUnstable_Object_EnableDeferredRefcount(PyObject *op);
  *   whose finalizer has not run (`__del__`, generators, coroutines), and on
  *   free-threaded builds objects the calling thread does not own.
  * - The objects are not entered in the registry (`pyimmortal_Registry_*`).
+ *   The registries themselves stay mortal, and so does the interpreter's
+ *   dict that holds them (`PyInterpreterState_GetDict`), so that the
+ *   interpreter still frees them when it ends.
  * - The collector is disabled while it runs and restored after. If the
  *   collector was frozen (`gc.freeze()`), it is unfrozen to list every
  *   object and frozen again afterwards. Call `gc.freeze()` after it (or

@@ -69,7 +69,7 @@ import interpreters as interp  # noqa: E402
 
 REPO = interp.REPO
 OUT = REPO / "_build" / "tests"
-SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "bench", "wheel", "prefork"]
+SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "sanitize", "bench", "wheel", "prefork"]
 # The system libraries that libpyimmortal.a needs: rustc's native-static-libs
 # minus -lc, as CMakeLists.txt and the README list them (repo_checks compares).
 NATIVE_LIBS = ["m", "rt", "pthread"]
@@ -167,15 +167,21 @@ def cmake_build(row):
 def ctest(row, label):
     if not cmake_build(row):
         return "failed", "no build (see cmake.log)" if row.library else "no library (layout failed)"
-    listing = row.it.run(["ctest", "--test-dir", row.dir / "cmake", "-N", "-L", "^%s$" % label],
+    return run_ctest(row, row.dir / "cmake", label, "ctest-" + label)
+
+
+def run_ctest(row, build, label, name, jobs=("-j", "1")):
+    """Runs the tests of build whose label matches ^(label)$; output goes to
+    <row>/<name>.log and <name>.xml. Returns (status, detail)."""
+    labels = "^(%s)$" % label
+    listing = row.it.run(["ctest", "--test-dir", build, "-N", "-L", labels],
                          capture_output=True, text=True).stdout
     count = int(re.search(r"Total Tests: (\d+)", listing).group(1))
     if count == 0:
         return "skipped", "no %s tests for %s" % (label, row.it.tag)
-    junit = row.dir / ("ctest-%s.xml" % label)
-    ok = run_logged(row, "ctest-" + label, ["ctest", "--test-dir", row.dir / "cmake", "-L",
-                                            "^%s$" % label, "--output-on-failure", "-V",
-                                            "--output-junit", junit])
+    junit = row.dir / ("%s.xml" % name)
+    ok = run_logged(row, name, ["ctest", "--test-dir", build, "-L", labels, *jobs,
+                                "--output-on-failure", "-V", "--output-junit", junit])
     if not ok:
         return "failed", "%d tests" % count
     # A test that does not apply exits 77 (SKIP_RETURN_CODE) after printing
@@ -188,6 +194,42 @@ def ctest(row, label):
     if len(skipped) == count:
         return "skipped", "; ".join(sorted(set(skipped)))
     return "passed", "%d tests%s" % (count, ", %d skipped" % len(skipped) if skipped else "")
+
+
+# What the sanitizers print when they find something; the tests fail on it
+# (c_tests/CMakeLists.txt), and the suite looks again in the whole log.
+SANITIZERS = "address,undefined"
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|"
+                              r"UndefinedBehaviorSanitizer|SUMMARY: \w+Sanitizer")
+
+
+def suite_sanitize(row):
+    """The embed and ext tests of a second build of the row, made with
+    -DPYIMMORTAL_SANITIZE=address,undefined: the C programs and the test
+    extensions instrumented, the interpreter and libpyimmortal.a as they are
+    (ASan preloaded for the extensions, PYTHONMALLOC=malloc on GIL builds),
+    leaks checked. Fails on any sanitizer report."""
+    if row.library is None:
+        return "failed", "no library (layout failed)"
+    build = row.dir / "cmake-sanitize"
+    configure = ["cmake", "-S", REPO, "-B", build, "-DPYIMMORTAL_PYTHON=" + row.it.python,
+                 "-DPYIMMORTAL_LIBRARY=%s" % row.library, "-DPYIMMORTAL_SANITIZE=" + SANITIZERS]
+    if not (run_logged(row, "sanitize-build", configure) and
+            run_logged(row, "sanitize-build", ["cmake", "--build", build, "-j", JOBS])):
+        return "failed", "no sanitized build (see sanitize-build.log)"
+    status, detail = run_ctest(row, build, "embed|ext", "sanitize", jobs=("-j", JOBS))
+    # (ctest echoes a test's FAIL_REGULAR_EXPRESSION as "Regex=[...]".)
+    lines = [line for line in (row.dir / "sanitize.log").read_text(errors="replace").splitlines()
+             if "Regex=[" not in line]
+    reports = sorted(set(m.group(0) for line in lines for m in SANITIZER_REPORT.finditer(line)))
+    if reports:
+        return "failed", "sanitizer reports: %s (see sanitize.log)" % ", ".join(reports)
+    if status != "passed":
+        return status, detail
+    what = "ASan+UBSan, leaks checked, %s" % (
+        "objects in mimalloc (no PYTHONMALLOC=malloc on free-threaded builds)"
+        if row.it.free_threaded else "PYTHONMALLOC=malloc")
+    return status, "%s; %s" % (detail, what)
 
 
 def suite_bench(row):
@@ -333,6 +375,7 @@ ROW_SUITES = {
     "embed": lambda row: ctest(row, "embed"),
     "ext": lambda row: ctest(row, "ext"),
     "headers": lambda row: ctest(row, "headers"),
+    "sanitize": suite_sanitize,
     "bench": suite_bench,
     "wheel": suite_wheel,
     "prefork": suite_prefork,
@@ -538,7 +581,8 @@ def main():
         return 0
     rows = [Row(it) for it in its]
     todo = [s for s in SUITES if s in suites and s != "abi"]
-    if "layout" not in todo and set(suites) & {"embed", "ext", "headers", "abi", "bench", "wheel", "prefork"}:
+    if "layout" not in todo and set(suites) & {"embed", "ext", "headers", "abi", "sanitize", "bench", "wheel",
+                                                "prefork"}:
         todo.insert(0, "layout")   # it builds the library the others use
     for row in rows:
         shutil.rmtree(row.dir, ignore_errors=True)

@@ -77,6 +77,7 @@ extern "C" {
         destructor: PyCapsule_Destructor,
     ) -> *mut PyObject;
     pub fn PyCapsule_GetPointer(capsule: *mut PyObject, name: *const c_char) -> *mut c_void;
+    pub fn PyCapsule_IsValid(capsule: *mut PyObject, name: *const c_char) -> c_int;
     pub fn PyCapsule_SetDestructor(
         capsule: *mut PyObject,
         destructor: PyCapsule_Destructor,

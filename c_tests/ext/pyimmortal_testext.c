@@ -2,6 +2,7 @@
  * it and drives it from Python. */
 #define PY_SSIZE_T_CLEAN
 #include "pyimmortal.h"
+#include "../leakcheck.h"
 
 #include <dlfcn.h>
 
@@ -27,6 +28,9 @@ new_immortal(PyObject *self, PyObject *args)
     if (PyErr_Occurred()) {
         Py_DECREF(obj);
         return NULL;
+    }
+    if (r == 1) {
+        leakcheck_intended(obj);
     }
     PyObject *result = Py_BuildValue("(iO)", r, obj);
     Py_DECREF(obj);
@@ -96,8 +100,12 @@ immortalize_lists(PyObject *self, PyObject *args)
         if (list == NULL) {
             return NULL;
         }
-        made += builtin ? pyimmortal_PyUnstable_SetImmortal(list)
+        int r = builtin ? pyimmortal_PyUnstable_SetImmortal(list)
                         : PyUnstable_SetImmortal(list);
+        if (r == 1) {
+            leakcheck_intended(list);
+        }
+        made += r;
         Py_DECREF(list);
     }
     return PyLong_FromSsize_t(made);
@@ -197,8 +205,58 @@ immortalize_heap(PyObject *self, PyObject *unused)
 {
     (void)self;
     (void)unused;
-    Py_ssize_t n = pyimmortal_ImmortalizeHeap();
+    Py_ssize_t n = leakcheck_ImmortalizeHeap();
     return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static int capsule_destructor_calls;
+
+static void
+capsule_destructor(PyObject *capsule)
+{
+    (void)capsule;
+    capsule_destructor_calls++;
+}
+
+/* new_capsule() -> a fresh capsule whose destructor counts its calls. */
+static PyObject *
+new_capsule(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyCapsule_New(&capsule_destructor_calls, "pyimmortal_testext.capsule",
+                         capsule_destructor);
+}
+
+static void
+report_capsule_destructors(void)
+{
+    fprintf(stderr, "pyimmortal_testext: capsule destructors run: %d after Py_FinalizeEx\n",
+            capsule_destructor_calls);
+}
+
+/* report_capsule_destructors_at_exit(): prints how many capsule destructors
+ * ran, once the interpreter is finalized (Py_AtExit). */
+static PyObject *
+report_capsule_destructors_at_exit(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (Py_AtExit(report_capsule_destructors) < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "Py_AtExit: no room");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* leak_checker() -> bool: whether this module was built with
+ * AddressSanitizer, whose leak checker it tells about intended immortals. */
+static PyObject *
+leak_checker(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return PyBool_FromLong(LEAKCHECK_ON);
 }
 
 static PyMethodDef methods[] = {
@@ -214,6 +272,9 @@ static PyMethodDef methods[] = {
     {"registry_count", registry_count, METH_NOARGS, NULL},
     {"target", target, METH_NOARGS, NULL},
     {"cpython_exports", cpython_exports, METH_NOARGS, NULL},
+    {"leak_checker", leak_checker, METH_NOARGS, NULL},
+    {"new_capsule", new_capsule, METH_NOARGS, NULL},
+    {"report_capsule_destructors_at_exit", report_capsule_destructors_at_exit, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -226,10 +287,15 @@ PyMODINIT_FUNC
 PyInit_pyimmortal_testext(void)
 {
     PyObject *m = PyModule_Create(&module);
-#if defined(Py_GIL_DISABLED)
-    if (m != NULL) {
-        PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
+    if (m == NULL) {
+        return NULL;
     }
+#if defined(Py_GIL_DISABLED)
+    PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
 #endif
+    if (leakcheck_registry_at_exit() < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

@@ -5,6 +5,7 @@
 //! reference counts nor their GC headers, so their pages stay shared.
 
 use crate::api::immortalize::{immortalize, Outcome};
+use crate::api::registry;
 use crate::cpython::{self, runtime, Exception, Raised, Ref};
 use crate::ffi::{self, visitproc, PyObject, Py_ssize_t};
 use crate::guard;
@@ -28,6 +29,9 @@ use core::ptr;
 ///   whose finalizer has not run (`__del__`, generators, coroutines), and on
 ///   free-threaded builds objects the calling thread does not own.
 /// - The objects are not entered in the registry (`pyimmortal_Registry_*`).
+///   The registries themselves stay mortal, and so does the interpreter's
+///   dict that holds them (`PyInterpreterState_GetDict`), so that the
+///   interpreter still frees them when it ends.
 /// - The collector is disabled while it runs and restored after. If the
 ///   collector was frozen (`gc.freeze()`), it is unfrozen to list every
 ///   object and frozen again afterwards. Call `gc.freeze()` after it (or
@@ -281,6 +285,8 @@ unsafe fn walk(objects: *mut PyObject) -> Result<Py_ssize_t, Raised> {
         len: 0,
         cap: 0,
     };
+    // SAFETY: attached thread (caller's contract).
+    let interpreter_dict = unsafe { cpython::interpreter_dict() };
     let mut changed: Py_ssize_t = 0;
     // SAFETY: a live list that nothing changes during the walk; attached
     // thread (caller's contract).
@@ -288,27 +294,48 @@ unsafe fn walk(objects: *mut PyObject) -> Result<Py_ssize_t, Raised> {
         let mut next = Some(op);
         while let Some(op) = next {
             // SAFETY: `op` is alive (see above); attached thread.
-            changed += unsafe { visit(op, &mut stack) }?;
+            changed += unsafe { visit(op, interpreter_dict, &mut stack) }?;
             next = stack.pop();
         }
     }
     Ok(changed)
 }
 
+/// Whether `op` stays mortal so that the interpreter still frees it when it
+/// ends: the interpreter's own dict (`interpreter_dict`), which
+/// `PyInterpreterState_Clear` clears, and the capsules in it that hold the
+/// registry of a copy of this library, whose destructors free the tables.
+///
+/// # Safety
+/// `op` must be a live object; the calling thread must be attached.
+unsafe fn stays_mortal(op: *mut PyObject, interpreter_dict: *mut PyObject) -> bool {
+    // SAFETY: live object, attached thread (caller's contract);
+    // PyCapsule_IsValid takes any object and cannot fail.
+    op == interpreter_dict
+        || unsafe { ffi::PyCapsule_IsValid(op, registry::CAPSULE_NAME.as_ptr()) } != 0
+}
+
 /// Makes `op` immortal if allowed, then pushes the untracked objects it
 /// references. Returns 1 if `op` was made immortal, else 0.
+/// `interpreter_dict` is the interpreter's dict, which stays mortal
+/// (`stays_mortal`).
 ///
 /// # Safety
 /// `op` must be a live object; the calling thread must be attached; the
 /// target is 3.12+.
-unsafe fn visit(op: *mut PyObject, stack: &mut Stack) -> Result<Py_ssize_t, Raised> {
+unsafe fn visit(
+    op: *mut PyObject,
+    interpreter_dict: *mut PyObject,
+    stack: &mut Stack,
+) -> Result<Py_ssize_t, Raised> {
     // SAFETY: live object, attached thread (caller's contract).
     unsafe {
         let ty = refcount::type_of(op);
         if ty == cpython::str_type() {
             return Ok(intern_immortal(op) as Py_ssize_t);
         }
-        let made = matches!(immortalize(op, false), Ok(Outcome::Made));
+        let made = !stays_mortal(op, interpreter_dict)
+            && matches!(immortalize(op, false), Ok(Outcome::Made));
         if traversable(op, ty) {
             let traverse = cpython::type_slot(ty, refcount::TP_TRAVERSE_SLOT);
             if !traverse.is_null() {

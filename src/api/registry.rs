@@ -159,9 +159,12 @@ impl Locked<'_> {
     }
 }
 
+/// The name of the capsules that hold a table, in every copy of the library.
+pub const CAPSULE_NAME: &CStr = c"pyimmortal.registry";
+
 /// Where each interpreter keeps this copy's table.
 static REGISTRY: InterpreterData = InterpreterData {
-    name: c"pyimmortal.registry",
+    name: CAPSULE_NAME,
     destructor: free_table,
 };
 

@@ -235,7 +235,7 @@ pub struct InterpreterData {
 ///
 /// # Safety
 /// The calling thread must be attached.
-unsafe fn interpreter_dict() -> *mut PyObject {
+pub unsafe fn interpreter_dict() -> *mut PyObject {
     #[cfg(Py_GIL_DISABLED)]
     let _guard = {
         static LOCK: crate::spin::SpinLock = crate::spin::SpinLock::new();
