@@ -184,6 +184,48 @@ test_free_threaded_refuses_other_threads(void)
 #endif
 }
 
+/* An extension's static type: an instance of `type`, a GC type, without a
+ * GC header (the GC does not manage static types), and mortal on GIL
+ * builds. */
+static PyTypeObject StaticType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "test_heap.Static",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+};
+
+/* A static type reached from the heap is made immortal, and its
+ * tp_traverse is never called: `type_traverse` aborts the process on a
+ * static type. Nor is an untracked capsule's, which 3.13.0rc1 and rc2 call
+ * through a NULL pointer (gh-124538). Both found by c_tests/fuzz. */
+static void
+test_static_type_and_capsule_reached_from_the_heap(void)
+{
+#if !HAS_IMMORTALITY
+    SKIP("no immortal objects before 3.12");
+#else
+    CHECK(PyType_Ready(&StaticType) == 0);
+    PyObject *holder = PyList_New(0);
+    CHECK(holder != NULL);
+    PyObject *instance = PyObject_CallNoArgs((PyObject *)&StaticType);
+    CHECK(instance != NULL);
+    CHECK(PyList_Append(holder, (PyObject *)&StaticType) == 0);
+    CHECK(PyList_Append(holder, instance) == 0);
+    PyObject *capsule = PyCapsule_New(&StaticType, "test_heap.capsule", NULL);
+    CHECK(capsule != NULL);
+    CHECK(PyList_Append(holder, capsule) == 0);
+    CHECK(pyimmortal_ImmortalizeHeap() >= 0);
+    CHECK(PyUnstable_IsImmortal((PyObject *)&StaticType));
+    CHECK(PyUnstable_IsImmortal(instance));
+    CHECK(PyUnstable_IsImmortal(holder));
+    CHECK(PyUnstable_IsImmortal(capsule));
+    Py_DECREF(capsule);
+    Py_DECREF(instance);
+    Py_DECREF(holder);
+#endif
+}
+
 int
 main(void)
 {
@@ -191,5 +233,6 @@ main(void)
     RUN(test_free_threaded_refuses_other_threads);
     RUN(test_heap_objects_become_immortal);
     RUN(test_collector_state_is_restored);
+    RUN(test_static_type_and_capsule_reached_from_the_heap);
     return harness_finish();
 }

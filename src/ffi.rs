@@ -51,6 +51,9 @@ extern "C" {
     pub fn PyObject_GC_UnTrack(op: *mut c_void);
     // Public since 3.9 (bpo-40241).
     pub fn PyObject_GC_IsFinalized(op: *mut PyObject) -> c_int;
+    // `_PyObject_IS_GC` as a function, public since 3.9
+    // (`Include/cpython/objimpl.h`).
+    pub fn PyObject_IS_GC(op: *mut PyObject) -> c_int;
     // Stable ABI; accepts static types from 3.10 on (bpo-41073).
     pub fn PyType_GetSlot(ty: *mut PyObject, slot: c_int) -> *mut c_void;
     pub fn Py_GetVersion() -> *const c_char;
@@ -93,6 +96,7 @@ extern "C" {
     pub fn PyErr_GetRaisedException() -> *mut PyObject;
     pub fn PyErr_SetRaisedException(exc: *mut PyObject);
     pub static mut PyUnicode_Type: PyTypeObject;
+    pub static mut PyCapsule_Type: PyTypeObject;
     pub fn PyMem_RawMalloc(size: usize) -> *mut c_void;
     pub fn PyMem_RawCalloc(nelem: usize, elsize: usize) -> *mut c_void;
     pub fn PyMem_RawRealloc(p: *mut c_void, size: usize) -> *mut c_void;

@@ -222,7 +222,7 @@ unsafe fn visit(op: *mut PyObject, stack: &mut Stack) -> Result<Py_ssize_t, Rais
             return Ok(intern_immortal(op) as Py_ssize_t);
         }
         let made = matches!(immortalize(op, false), Ok(Outcome::Made));
-        if refcount::type_is_gc(ty) {
+        if traversable(op, ty) {
             let traverse = cpython::type_slot(ty, refcount::TP_TRAVERSE_SLOT);
             if !traverse.is_null() {
                 // SAFETY: the slot of a GC type is its `traverseproc`.
@@ -238,6 +238,23 @@ unsafe fn visit(op: *mut PyObject, stack: &mut Stack) -> Result<Py_ssize_t, Rais
         }
         Ok(made as Py_ssize_t)
     }
+}
+
+/// Whether the walk may call `op`'s `tp_traverse`: only for objects the GC
+/// manages (`PyObject_IS_GC`). A static type reached from the heap is an
+/// instance of `type`, a GC type, but has no GC header, and `type_traverse`
+/// aborts the process on it. Untracked capsules are skipped too: CPython
+/// tracks a capsule exactly when it has a traverse function
+/// (`_PyCapsule_SetTraverse`, 3.13+), so an untracked one references
+/// nothing to visit, and 3.13.0rc1 and rc2 call its NULL traverse function
+/// (gh-124538, fixed in 3.13.0). Both were found by `c_tests/fuzz`.
+///
+/// # Safety
+/// `op` must be a live object of type `ty`; the calling thread must be
+/// attached.
+unsafe fn traversable(op: *mut PyObject, ty: *mut PyObject) -> bool {
+    // SAFETY: live object, attached thread (caller's contract).
+    unsafe { cpython::is_gc(op) && (ty != cpython::capsule_type() || cpython::gc_is_tracked(op)) }
 }
 
 /// The `visitproc` of [`visit`]: pushes a referent that the collector does

@@ -185,6 +185,25 @@ pub unsafe fn gc_is_tracked(op: *mut PyObject) -> bool {
     unsafe { ffi::PyObject_GC_IsTracked(op) != 0 }
 }
 
+/// `PyObject_IS_GC(op)`: whether the cyclic GC manages `op`, that is its
+/// type has `Py_TPFLAGS_HAVE_GC` and its `tp_is_gc`, if any, says yes. A
+/// static type is an instance of `type`, a GC type, whose `tp_is_gc`
+/// (`type_is_gc`, `Objects/typeobject.c`) says no: it has no GC header, and
+/// its `tp_traverse` must not be called (`type_traverse` aborts the process
+/// on a static type).
+///
+/// # Safety
+/// `op` must be a live object; the calling thread must be attached.
+pub unsafe fn is_gc(op: *mut PyObject) -> bool {
+    // SAFETY: live object, attached thread (caller's contract).
+    unsafe { ffi::PyObject_IS_GC(op) != 0 }
+}
+
+/// `PyCapsule_Type`, for exact type checks.
+pub fn capsule_type() -> *mut PyObject {
+    (&raw mut ffi::PyCapsule_Type).cast()
+}
+
 /// `PyUnicode_Type`, for exact type checks.
 pub fn str_type() -> *mut PyObject {
     (&raw mut ffi::PyUnicode_Type).cast()
