@@ -226,6 +226,54 @@ test_static_type_and_capsule_reached_from_the_heap(void)
 #endif
 }
 
+/* Objects made by a thread that has ended stay immortal if they were:
+ * free-threaded 3.13's gc.get_objects() would merge the reference count of
+ * those the collector tracks, which 3.13t's modules made after a thread
+ * started are (immortal instead of deferred, gh-117783). Found by
+ * c_tests/fuzz. */
+static void
+test_immortal_objects_of_ended_threads_stay_immortal(void)
+{
+#if !HAS_IMMORTALITY
+    SKIP("no immortal objects before 3.12");
+#else
+    PyObject *ns = PyDict_New();
+    CHECK(ns != NULL);
+    CHECK(PyDict_SetItemString(ns, "__builtins__", PyEval_GetBuiltins()) == 0);
+    PyObject *r = PyRun_String("import threading, types\n"
+                               "made = []\n"
+                               "def work():\n"
+                               "    for i in range(100):\n"
+                               "        made.append(types.ModuleType('m%d' % i))\n"
+                               "for _ in range(2):\n"
+                               "    t = threading.Thread(target=work)\n"
+                               "    t.start()\n"
+                               "    t.join()\n",
+                               Py_file_input, ns, ns);
+    CHECK(r != NULL);
+    Py_DECREF(r);
+    PyObject *made = item(ns, "made");
+    Py_ssize_t n = PyList_GET_SIZE(made);
+    CHECK(n == 200);
+    int before[200];
+    int were = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        before[i] = PyUnstable_IsImmortal(PyList_GET_ITEM(made, i)) != 0;
+        were += before[i];
+    }
+#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
+    CHECK(were == n); /* 3.13t: immortal instead of deferred once a thread ran */
+#endif
+    CHECK(pyimmortal_ImmortalizeHeap() >= 0);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        CHECK(!before[i] || PyUnstable_IsImmortal(PyList_GET_ITEM(made, i)));
+    }
+    fprintf(stderr, "(%d of %zd immortal before, all still immortal) ", were, n);
+    Py_DECREF(made);
+    Py_DECREF(ns);
+#endif
+}
+
 int
 main(void)
 {
@@ -234,5 +282,6 @@ main(void)
     RUN(test_heap_objects_become_immortal);
     RUN(test_collector_state_is_restored);
     RUN(test_static_type_and_capsule_reached_from_the_heap);
+    RUN(test_immortal_objects_of_ended_threads_stay_immortal);
     return harness_finish();
 }

@@ -91,6 +91,14 @@ extern "C" {
     pub fn PyLong_AsSsize_t(op: *mut PyObject) -> Py_ssize_t;
     pub fn PyList_Size(list: *mut PyObject) -> Py_ssize_t;
     pub fn PyList_GetItem(list: *mut PyObject, index: Py_ssize_t) -> *mut PyObject;
+    pub fn PyList_New(len: Py_ssize_t) -> *mut PyObject;
+    // Steals `item`.
+    pub fn PyList_SetItem(list: *mut PyObject, index: Py_ssize_t, item: *mut PyObject) -> c_int;
+    // Since 3.12 (`Include/cpython/objimpl.h`).
+    pub fn PyUnstable_GC_VisitObjects(
+        callback: Option<unsafe extern "C" fn(*mut PyObject, *mut c_void) -> c_int>,
+        arg: *mut c_void,
+    );
     pub fn PyErr_NoMemory() -> *mut PyObject;
     // Since 3.12.
     pub fn PyErr_GetRaisedException() -> *mut PyObject;

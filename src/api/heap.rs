@@ -126,13 +126,100 @@ unsafe fn immortalize_heap() -> Result<Py_ssize_t, Raised> {
     // SAFETY: attached thread (caller's contract).
     unsafe {
         let collector = Collector::take()?;
-        let walked = cpython::call_method(collector.gc.as_ptr(), c"get_objects")
-            .and_then(|objects| walk(objects.as_ptr()));
+        let walked =
+            tracked_objects(collector.gc.as_ptr()).and_then(|objects| walk(objects.as_ptr()));
         let restored = collector.restore();
         let changed = walked?;
         restored?;
         Ok(changed)
     }
+}
+
+/// Every object the collector tracks, in a new list: `gc.get_objects()`.
+///
+/// # Safety
+/// `gc` must be the `gc` module; the calling thread must be attached.
+#[cfg(not(all(Py_GIL_DISABLED, not(Py_3_14))))]
+unsafe fn tracked_objects(gc: *mut PyObject) -> Result<Ref, Raised> {
+    // SAFETY: a module and an attached thread (caller's contract).
+    unsafe { cpython::call_method(gc, c"get_objects") }
+}
+
+/// Every object the collector tracks, in a new list, listed with
+/// `PyUnstable_GC_VisitObjects`. Free-threaded 3.13's `gc.get_objects()`
+/// cannot be used: it borrows each object's `ob_tid` and restores it from
+/// the object's memory segment, and for an object made by a thread that has
+/// ended (an abandoned segment) it merges the reference count, which makes
+/// a tracked immortal object mortal (`gc_restore_tid`,
+/// `Python/gc_free_threading.c` 3.13; 3.14 lists objects without touching
+/// `ob_tid`). Such objects exist after any thread has ended: objects that
+/// 3.13t makes immortal instead of deferred (gh-117783) and tracks again,
+/// and dicts that stay tracked when made immortal. Found by
+/// `c_tests/fuzz`.
+///
+/// # Safety
+/// The calling thread must be attached and the only one in the interpreter.
+#[cfg(all(Py_GIL_DISABLED, not(Py_3_14)))]
+unsafe fn tracked_objects(_gc: *mut PyObject) -> Result<Ref, Raised> {
+    struct Found {
+        stack: Stack,
+        complete: bool,
+    }
+    /// Takes a reference to each object; stops if the stack cannot grow.
+    unsafe extern "C" fn collect(op: *mut PyObject, arg: *mut c_void) -> c_int {
+        // SAFETY: `arg` is the `Found` below, used by nothing else
+        // meanwhile; `op` is a live object. The world is stopped and no
+        // other thread exists, so nothing else touches its counts; a
+        // reference count change allocates and frees nothing.
+        unsafe {
+            let found = &mut *arg.cast::<Found>();
+            if !found.stack.push(op) {
+                found.complete = false;
+                return 0;
+            }
+            ffi::Py_IncRef(op);
+        }
+        1
+    }
+    let mut found = Found {
+        stack: Stack {
+            items: ptr::null_mut(),
+            len: 0,
+            cap: 0,
+        },
+        complete: true,
+    };
+    // SAFETY: attached thread (caller's contract); `collect` matches
+    // `gcvisitobjects_t` and `found` outlives the call.
+    unsafe {
+        ffi::PyUnstable_GC_VisitObjects(Some(collect), ptr::from_mut(&mut found).cast());
+    }
+    let len = found.stack.len;
+    let list = if found.complete {
+        // SAFETY: attached thread (caller's contract).
+        unsafe { ffi::PyList_New(len as Py_ssize_t) }
+    } else {
+        ptr::null_mut()
+    };
+    for i in 0..len {
+        // SAFETY: the first `len` items were written by `push`, each with
+        // a reference taken, which `PyList_SetItem` steals (or which is
+        // released here when there is no list).
+        unsafe {
+            let op = *found.stack.items.add(i);
+            if list.is_null() {
+                ffi::Py_DecRef(op);
+            } else {
+                ffi::PyList_SetItem(list, i as Py_ssize_t, op);
+            }
+        }
+    }
+    if list.is_null() {
+        // SAFETY: attached thread (caller's contract).
+        return Err(unsafe { cpython::no_memory() });
+    }
+    // SAFETY: a new reference.
+    unsafe { Ref::new(list) }
 }
 
 /// Objects still to visit: borrowed pointers in `PyMem_RawMalloc` memory.
