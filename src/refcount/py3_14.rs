@@ -106,7 +106,10 @@ pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusa
 /// `_Py_IMMORTAL_FLAGS` (for example after `Py_SET_REFCNT(op, 1 << 31)`)
 /// the full encoding, so that the interpreter's stack references stop
 /// counting it (`Include/internal/pycore_stackref.h`). Statically allocated
-/// objects are left alone.
+/// objects are left alone, and an object already fully encoded is only
+/// read: an immortal object shared read-only between interpreters with
+/// their own GIL may be passed to `pyimmortal_Immortalize` by several of
+/// them at once.
 ///
 /// # Safety
 /// `op` must point to a live, immortal object and the caller must hold the
@@ -119,7 +122,9 @@ pub unsafe fn normalize_immortal(op: *mut PyObject) {
         if (*h).ob_flags & STATICALLY_ALLOCATED_FLAG != 0 {
             return;
         }
-        (*h).ob_flags |= IMMORTAL_FLAGS;
+        if (*h).ob_flags & IMMORTAL_FLAGS != IMMORTAL_FLAGS {
+            (*h).ob_flags |= IMMORTAL_FLAGS;
+        }
         if (*h).ob_refcnt < IMMORTAL_INITIAL_REFCNT {
             (*h).ob_refcnt = IMMORTAL_INITIAL_REFCNT;
         }
