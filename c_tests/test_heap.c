@@ -3,6 +3,7 @@
  * the interpreter finalizes cleanly afterwards. */
 #include "harness.h"
 
+#if HAS_IMMORTALITY
 /* A heap like a loaded application's: records of ints, floats, strings,
  * bytes and tuples in dicts in a list, instances of a class, plus objects
  * that must stay mortal. Returns the namespace (a new reference). */
@@ -52,6 +53,7 @@ immortal(PyObject *ns, const char *expr)
     Py_DECREF(v);
     return r;
 }
+#endif /* HAS_IMMORTALITY: the helpers of the cases that run on 3.12+ */
 
 static void
 test_heap_objects_become_immortal(void)
@@ -184,6 +186,7 @@ test_free_threaded_refuses_other_threads(void)
 #endif
 }
 
+#if HAS_IMMORTALITY
 /* An extension's static type: an instance of `type`, a GC type, without a
  * GC header (the GC does not manage static types), and mortal on GIL
  * builds. */
@@ -194,6 +197,7 @@ static PyTypeObject StaticType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
 };
+#endif
 
 /* A static type reached from the heap is made immortal, and its
  * tp_traverse is never called: `type_traverse` aborts the process on a
