@@ -14,7 +14,14 @@ interpreter by path. Suites, per interpreter:
            also checks the free-threaded layout read from the same headers
   rust     cargo test (unit tests), and ctest 0.5 (systest/) on the header
   embed    C programs that embed the interpreter, one per API area
-  ext      a real extension module, run under -X showrefcount
+  ext      a real extension module, run under -X showrefcount (also imported in
+           isolated subinterpreters with their own GIL, 3.12+)
+  fuzz     random sequences of every exported function on many kinds of
+           objects, some from several threads at once, each result checked
+           against the contract (c_tests/fuzz/run.py --ci: 10,000 calls with
+           a fixed seed and 10,000 with a random one, both printed;
+           Hypothesis's stateful testing where it installs, else the seeded
+           generator); the interpreter must then finalize cleanly
   headers  pyimmortal.h as C99, C11, C++11, C++20, -Wall -Wextra -Werror -pedantic
   abi      a library built for another target fails to import (and is refused
            at run time when the header is bypassed); the header's names match
@@ -69,7 +76,9 @@ import interpreters as interp  # noqa: E402
 
 REPO = interp.REPO
 OUT = REPO / "_build" / "tests"
-SUITES = ["layout", "rust", "embed", "ext", "headers", "abi", "sanitize", "bench", "wheel", "prefork"]
+SUITES = ["layout", "rust", "embed", "ext", "fuzz", "headers", "abi", "sanitize", "bench", "wheel", "prefork"]
+# Calls per seed of the fuzz suite (two seeds: the fixed one and a random one).
+FUZZ_CALLS = 10_000
 # The system libraries that libpyimmortal.a needs: rustc's native-static-libs
 # minus -lc, as CMakeLists.txt and the README list them (repo_checks compares).
 NATIVE_LIBS = ["m", "rt", "pthread"]
@@ -232,6 +241,32 @@ def suite_sanitize(row):
     return status, "%s; %s" % (detail, what)
 
 
+def suite_fuzz(row):
+    if not cmake_build(row):
+        return "failed", "no build (see cmake.log)" if row.library else "no library (layout failed)"
+    cmd = [row.it.python, REPO / "c_tests" / "fuzz" / "run.py", "--python", row.it.python, "--ci",
+           "--calls", str(FUZZ_CALLS), "--build-dir", row.dir / "cmake", "-j", JOBS]
+    if row.it.where != "host":
+        # Interpreters without pip of their own (Debian's, unless
+        # python3.X-venv is installed) get Hypothesis installed for their
+        # version by this host's pip; run.py falls back to its seeded
+        # generator if that fails too.
+        site = REPO / "_build" / "fuzz" / "site" / row.it.name
+        with open(row.dir / "fuzz.log", "a") as f:
+            subprocess.run([sys.executable, REPO / "c_tests" / "fuzz" / "run.py", "--install-site", site,
+                            "--python-version", "3.%d" % row.it.minor], stdout=f, stderr=subprocess.STDOUT)
+        cmd += ["--site", site]
+    ok = run_logged(row, "fuzz", cmd)
+    log = (row.dir / "fuzz.log").read_text(errors="replace")
+    seeds = re.findall(r"^run\.py: \S+ seed (\d+) \((\w+)\): passed, (\d+) calls", log, re.M)
+    if not ok:
+        failed = re.findall(r"^run\.py: replay: (.*)$", log, re.M)
+        return "failed", "replay: " + failed[0] if failed else "see fuzz.log"
+    calls = sum(int(c) for _, _, c in seeds)
+    engine = seeds[0][1] if seeds else "?"
+    return "passed", "%d calls, seeds %s, %s" % (calls, " and ".join(s for s, _, _ in seeds), engine)
+
+
 def suite_bench(row):
     if row.library is None:
         return "failed", "no library (layout failed)"
@@ -374,6 +409,7 @@ ROW_SUITES = {
     "rust": suite_rust,
     "embed": lambda row: ctest(row, "embed"),
     "ext": lambda row: ctest(row, "ext"),
+    "fuzz": suite_fuzz,
     "headers": lambda row: ctest(row, "headers"),
     "sanitize": suite_sanitize,
     "bench": suite_bench,
@@ -581,8 +617,8 @@ def main():
         return 0
     rows = [Row(it) for it in its]
     todo = [s for s in SUITES if s in suites and s != "abi"]
-    if "layout" not in todo and set(suites) & {"embed", "ext", "headers", "abi", "sanitize", "bench", "wheel",
-                                                "prefork"}:
+    if "layout" not in todo and set(suites) & {"embed", "ext", "fuzz", "headers", "abi", "sanitize", "bench",
+                                                "wheel", "prefork"}:
         todo.insert(0, "layout")   # it builds the library the others use
     for row in rows:
         shutil.rmtree(row.dir, ignore_errors=True)

@@ -1,5 +1,6 @@
-/* A real extension module that links libpyimmortal.a; test_ext.py imports
- * it and drives it from Python. */
+/* A real extension module that links libpyimmortal.a; test_ext.py,
+ * test_heap.py and test_interpreters.py import it and drive it from Python
+ * (test_interpreters.py also in isolated subinterpreters). */
 #define PY_SSIZE_T_CLEAN
 #include "pyimmortal.h"
 #include "../leakcheck.h"
@@ -259,6 +260,123 @@ leak_checker(PyObject *self, PyObject *unused)
     return PyBool_FromLong(LEAKCHECK_ON);
 }
 
+/* registry_contains(obj) -> bool */
+static PyObject *
+registry_contains(PyObject *self, PyObject *obj)
+{
+    (void)self;
+    return PyBool_FromLong(pyimmortal_Registry_Contains(obj));
+}
+
+static int
+append_visited(PyObject *obj, void *list)
+{
+    return PyList_Append((PyObject *)list, obj) < 0 ? -1 : 0;
+}
+
+/* registry_objects() -> list: what pyimmortal_Registry_Visit walks in the
+ * current interpreter, in order. */
+static PyObject *
+registry_objects(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    if (pyimmortal_Registry_Visit(append_visited, list) != 0) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    return list;
+}
+
+/* One capsule for the whole process, as NumPy keeps its module-level
+ * capsules in C statics: made (and made immortal) once, by the main
+ * interpreter, then only read, from every interpreter. */
+static const char shared_capsule_name[] = "pyimmortal_testext.shared";
+static int shared_data = 42;
+static PyObject *shared;
+static int shared_destroyed;
+
+static void
+shared_destructor(PyObject *capsule)
+{
+    (void)capsule;
+    shared_destroyed = 1;
+}
+
+/* make_shared_capsule() -> capsule: in the main interpreter only. */
+static PyObject *
+make_shared_capsule(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_SetString(PyExc_RuntimeError, "the shared capsule is made by the main interpreter");
+        return NULL;
+    }
+    if (shared == NULL) {
+        PyObject *c = PyCapsule_New(&shared_data, shared_capsule_name, shared_destructor);
+        if (c == NULL) {
+            return NULL;
+        }
+        if (pyimmortal_ImmortalizeChecked(c) < 0) {
+            Py_DECREF(c);
+            return NULL;
+        }
+        shared = c; /* the reference made here is never released */
+    }
+    Py_INCREF(shared);
+    return shared;
+}
+
+/* shared_capsule() -> the capsule, from any interpreter. */
+static PyObject *
+shared_capsule(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (shared == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "make_shared_capsule() was not called");
+        return NULL;
+    }
+    Py_INCREF(shared);
+    return shared;
+}
+
+/* shared_capsule_state() -> (pointer is the static data, destroyed) */
+static PyObject *
+shared_capsule_state(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    void *p = shared != NULL ? PyCapsule_GetPointer(shared, shared_capsule_name) : NULL;
+    if (p == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", PyBool_FromLong(p == &shared_data), PyBool_FromLong(shared_destroyed));
+}
+
+/* hammer(obj, n) -> refcount: n Py_INCREF/Py_DECREF pairs on obj, then
+ * Py_REFCNT(obj). */
+static PyObject *
+hammer(PyObject *self, PyObject *args)
+{
+    PyObject *obj;
+    Py_ssize_t n;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "On", &obj, &n)) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(obj);
+        Py_DECREF(obj);
+    }
+    return PyLong_FromSsize_t(Py_REFCNT(obj));
+}
+
 static PyMethodDef methods[] = {
     {"immortalize_heap", immortalize_heap, METH_NOARGS, NULL},
     {"new_immortal", new_immortal, METH_VARARGS, NULL},
@@ -270,6 +388,12 @@ static PyMethodDef methods[] = {
     {"immortalize", immortalize, METH_O, NULL},
     {"immortalize_shared_lists", immortalize_shared_lists, METH_O, NULL},
     {"registry_count", registry_count, METH_NOARGS, NULL},
+    {"registry_contains", registry_contains, METH_O, NULL},
+    {"registry_objects", registry_objects, METH_NOARGS, NULL},
+    {"make_shared_capsule", make_shared_capsule, METH_NOARGS, NULL},
+    {"shared_capsule", shared_capsule, METH_NOARGS, NULL},
+    {"shared_capsule_state", shared_capsule_state, METH_NOARGS, NULL},
+    {"hammer", hammer, METH_VARARGS, NULL},
     {"target", target, METH_NOARGS, NULL},
     {"cpython_exports", cpython_exports, METH_NOARGS, NULL},
     {"leak_checker", leak_checker, METH_NOARGS, NULL},
@@ -278,24 +402,37 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+/* Multi-phase initialization, with no module state: the module can be
+ * imported in every interpreter, including isolated subinterpreters with
+ * their own GIL (3.12+), and it does not need the GIL on free-threaded
+ * builds (3.13+). */
+/* Each interpreter that imports the module declares its registry to the
+ * leak checker when it ends (leakcheck.h; nothing without ASan). */
+static int
+exec_module(PyObject *m)
+{
+    (void)m;
+    return leakcheck_registry_at_exit();
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, (void *)exec_module},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "pyimmortal_testext", NULL, -1, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "pyimmortal_testext", NULL, 0, methods,
+    slots, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
 PyInit_pyimmortal_testext(void)
 {
-    PyObject *m = PyModule_Create(&module);
-    if (m == NULL) {
-        return NULL;
-    }
-#if defined(Py_GIL_DISABLED)
-    PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
-#endif
-    if (leakcheck_registry_at_exit() < 0) {
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return PyModuleDef_Init(&module);
 }
