@@ -246,7 +246,7 @@ test_static_type_and_capsule_reached_from_the_heap(void)
     PyObject *capsule = PyCapsule_New(&StaticType, "test_heap.capsule", NULL);
     CHECK(capsule != NULL);
     CHECK(PyList_Append(holder, capsule) == 0);
-    CHECK(pyimmortal_ImmortalizeHeap() >= 0);
+    CHECK(leakcheck_ImmortalizeHeap() >= 0);
     CHECK(PyUnstable_IsImmortal((PyObject *)&StaticType));
     CHECK(PyUnstable_IsImmortal(instance));
     CHECK(PyUnstable_IsImmortal(holder));
@@ -295,7 +295,7 @@ test_immortal_objects_of_ended_threads_stay_immortal(void)
 #if defined(Py_GIL_DISABLED) && PY_VERSION_HEX < 0x030E0000
     CHECK(were == n); /* 3.13t: immortal instead of deferred once a thread ran */
 #endif
-    CHECK(pyimmortal_ImmortalizeHeap() >= 0);
+    CHECK(leakcheck_ImmortalizeHeap() >= 0);
     for (Py_ssize_t i = 0; i < n; i++) {
         CHECK(!before[i] || PyUnstable_IsImmortal(PyList_GET_ITEM(made, i)));
     }
