@@ -218,6 +218,7 @@ test_free_threaded_refuses_other_threads(void)
 /* An extension's static type: an instance of `type`, a GC type, without a
  * GC header (the GC does not manage static types), and mortal on GIL
  * builds. */
+#if HAS_IMMORTALITY
 static PyTypeObject StaticType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "test_heap.Static",
@@ -225,6 +226,7 @@ static PyTypeObject StaticType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
 };
+#endif
 
 /* A static type reached from the heap is made immortal, and its
  * tp_traverse is never called: `type_traverse` aborts the process on a
