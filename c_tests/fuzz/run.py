@@ -25,9 +25,11 @@ faster. `auto` (the default) uses hypothesis for runs of at most 100,000
 calls when it can be installed, plain otherwise. --ci runs a fixed seed
 and a random one (the test command's suite `fuzz`).
 
-The long run of the documentation:
+The long run of the documentation, 1,000,000 calls per interpreter in ten
+processes of 100,000 (the model checks after each call grow with the
+registry, so one process of a million calls takes about ten minutes):
 
-    python3 c_tests/fuzz/run.py --python PY --calls 1000000
+    python3 c_tests/fuzz/run.py --python PY --calls 100000 --runs 10 --engine plain
 """
 
 import argparse
@@ -217,6 +219,8 @@ def main():
     ap.add_argument("--calls", type=int, default=20000, help="exported-function calls per seed (default 20000)")
     ap.add_argument("--seed", type=int, action="append", default=[], help="seed to run (repeatable); "
                     "default: one random seed")
+    ap.add_argument("--runs", type=int, default=1, help="random seeds to run when no --seed is given "
+                    "(default 1)")
     ap.add_argument("--ci", action="store_true", help="the fixed seed %d and a random one" % FIXED_SEED)
     ap.add_argument("--engine", choices=("auto", "plain", "hypothesis"), default="auto")
     ap.add_argument("--threads", type=int, default=4, help="threads per burst, at most (0: none)")
@@ -245,7 +249,7 @@ def main():
     if args.ci:
         seeds = [FIXED_SEED, random.SystemRandom().randrange(1, 2 ** 31)] + seeds
     if not seeds:
-        seeds = [random.SystemRandom().randrange(1, 2 ** 31)]
+        seeds = [random.SystemRandom().randrange(1, 2 ** 31) for _ in range(max(1, args.runs))]
     build_dir = args.build_dir or REPO / "_build" / "fuzz" / facts["key"]
     ext_dir = build(python, facts, build_dir, args.library, args.jobs)
 
