@@ -15,7 +15,9 @@ interpreter by path. Suites, per interpreter:
   rust     cargo test (unit tests), and ctest 0.5 (systest/) on the header
   embed    C programs that embed the interpreter, one per API area
   ext      a real extension module, run under -X showrefcount (also imported in
-           isolated subinterpreters with their own GIL, 3.12+)
+           isolated subinterpreters with their own GIL, 3.12+); finalization
+           with 100,000 immortal objects of every kind; two extensions with a
+           copy of the library each, also loaded with RTLD_GLOBAL
   fuzz     random sequences of every exported function on many kinds of
            objects, some from several threads at once, each result checked
            against the contract (c_tests/fuzz/run.py --ci: 10,000 calls with
@@ -23,6 +25,12 @@ interpreter by path. Suites, per interpreter:
            Hypothesis's stateful testing where it installs, else the seeded
            generator); the interpreter must then finalize cleanly
   headers  pyimmortal.h as C99, C11, C++11, C++20, -Wall -Wextra -Werror -pedantic
+  sanitize the embed and ext tests again, built with
+           -fsanitize=address,undefined (ASan preloaded into the interpreter,
+           PYTHONMALLOC=malloc on GIL builds), LeakSanitizer told about the
+           intended immortals through the registry (c_tests/leakcheck.h) and
+           CPython's own exit leaks suppressed per version
+           (c_tests/sanitize/); any report fails
   abi      a library built for another target fails to import (and is refused
            at run time when the header is bypassed); the header's names match
            the library's symbols; GIL 3.13+: code compiled for the
