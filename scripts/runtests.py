@@ -23,7 +23,8 @@ interpreter by path. Suites, per interpreter:
            against the contract (c_tests/fuzz/run.py --ci: 10,000 calls with
            a fixed seed and 10,000 with a random one, both printed;
            Hypothesis's stateful testing where it installs, else the seeded
-           generator); the interpreter must then finalize cleanly
+           generator); the interpreter must then finalize cleanly. With
+           --fuzz-long: 1,000,000 calls (ten random seeds of 100,000)
   headers  pyimmortal.h as C99, C11, C++11, C++20, -Wall -Wextra -Werror -pedantic
   sanitize the embed and ext tests again, built with
            -fsanitize=address,undefined (ASan preloaded into the interpreter,
@@ -87,6 +88,8 @@ OUT = REPO / "_build" / "tests"
 SUITES = ["layout", "rust", "embed", "ext", "fuzz", "headers", "abi", "sanitize", "bench", "wheel", "prefork"]
 # Calls per seed of the fuzz suite (two seeds: the fixed one and a random one).
 FUZZ_CALLS = 10_000
+# --fuzz-long: the suite runs the documented long run instead.
+FUZZ_LONG = False
 # The system libraries that libpyimmortal.a needs: rustc's native-static-libs
 # minus -lc, as CMakeLists.txt and the README list them (repo_checks compares).
 NATIVE_LIBS = ["m", "rt", "pthread"]
@@ -252,8 +255,13 @@ def suite_sanitize(row):
 def suite_fuzz(row):
     if not cmake_build(row):
         return "failed", "no build (see cmake.log)" if row.library else "no library (layout failed)"
-    cmd = [row.it.python, REPO / "c_tests" / "fuzz" / "run.py", "--python", row.it.python, "--ci",
-           "--calls", str(FUZZ_CALLS), "--build-dir", row.dir / "cmake", "-j", JOBS]
+    if FUZZ_LONG:
+        # The documented long run: 1,000,000 calls in ten processes.
+        runs = ["--calls", "100000", "--runs", "10", "--engine", "plain"]
+    else:
+        runs = ["--ci", "--calls", str(FUZZ_CALLS)]
+    cmd = [row.it.python, REPO / "c_tests" / "fuzz" / "run.py", "--python", row.it.python, *runs,
+           "--build-dir", row.dir / "cmake", "-j", JOBS]
     if row.it.where != "host":
         # Interpreters without pip of their own (Debian's, unless
         # python3.X-venv is installed) get Hypothesis installed for their
@@ -272,6 +280,8 @@ def suite_fuzz(row):
         return "failed", "replay: " + failed[0] if failed else "see fuzz.log"
     calls = sum(int(c) for _, _, c in seeds)
     engine = seeds[0][1] if seeds else "?"
+    if FUZZ_LONG:
+        return "passed", "%d calls in %d processes, %s" % (calls, len(seeds), engine)
     return "passed", "%d calls, seeds %s, %s" % (calls, " and ".join(s for s, _, _ in seeds), engine)
 
 
@@ -595,7 +605,11 @@ def main():
     ap.add_argument("--python", action="append", default=[], help="row name regex, or an interpreter path")
     ap.add_argument("--suite", action="append", default=[], choices=SUITES + ["repo", "tsan"])
     ap.add_argument("--list", action="store_true", help="list the interpreters and exit")
+    ap.add_argument("--fuzz-long", action="store_true", help="the fuzz suite runs 1,000,000 calls per "
+                    "interpreter (ten random seeds of 100,000, seeded generator) instead of the short run")
     args = ap.parse_args()
+    global FUZZ_LONG
+    FUZZ_LONG = args.fuzz_long
     start = time.time()
     interp.add_tool_dirs_to_path()
     sources = interp.default_sources_dir()
