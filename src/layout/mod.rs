@@ -187,9 +187,11 @@ mod tests {
         "UNCHECKED",
         "MATCHES",
         "MISMATCH",
-        // api/registry.rs: the dict key of this copy's registry.
+        // api/registry.rs: the dict key of this copy's registry, and the
+        // name of the capsules that hold a table.
         "KEY_PREFIX",
         "KEY_LEN",
+        "CAPSULE_NAME",
         // api/target.rs: the PY_VERSION_HEX that build.rs read.
         "HEX",
     ];
