@@ -209,4 +209,33 @@ dropped_and_freed(PyObject *obj)
     return freed;
 }
 
+struct harness_walk {
+    PyObject **expected;
+    Py_ssize_t len, n;
+};
+
+static inline int
+harness_expect_visit(PyObject *obj, void *arg)
+{
+    struct harness_walk *w = (struct harness_walk *)arg;
+    CHECK(w->n < w->len);
+    CHECK(w->expected[w->n] == obj);
+    w->n++;
+    return 0;
+}
+
+/* The current interpreter's registry holds exactly `expected[0..n)`:
+ * Count is n, Visit walks them in that order, Contains finds each. */
+static inline void
+check_registry(PyObject **expected, Py_ssize_t n)
+{
+    CHECK(pyimmortal_Registry_Count() == n);
+    struct harness_walk w = {expected, n, 0};
+    CHECK(pyimmortal_Registry_Visit(harness_expect_visit, &w) == 0);
+    CHECK(w.n == n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        CHECK(pyimmortal_Registry_Contains(expected[i]) == 1);
+    }
+}
+
 #endif /* PYIMMORTAL_HARNESS_H */

@@ -74,33 +74,6 @@ new_list(long n)
     return list;
 }
 
-struct walk {
-    PyObject **expected;
-    Py_ssize_t n;
-};
-
-/* Registry_Visit must walk exactly `expected`, in order. */
-static int
-expect_visit(PyObject *obj, void *arg)
-{
-    struct walk *w = (struct walk *)arg;
-    CHECK(w->expected[w->n] == obj);
-    w->n++;
-    return 0;
-}
-
-static void
-check_registry(PyObject **expected, Py_ssize_t n)
-{
-    CHECK(pyimmortal_Registry_Count() == n);
-    struct walk w = {expected, 0};
-    CHECK(pyimmortal_Registry_Visit(expect_visit, &w) == 0);
-    CHECK(w.n == n);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        CHECK(pyimmortal_Registry_Contains(expected[i]) == 1);
-    }
-}
-
 /* The main interpreter's own immortal objects, made first. */
 #define MAIN_OBJECTS 3
 static PyObject *main_objects[MAIN_OBJECTS];

@@ -100,17 +100,6 @@ test_subinterpreter(void)
 #define ROUNDS 3
 static PyObject *round_made[ROUNDS][3];
 
-static int
-check_visit(PyObject *obj, void *arg)
-{
-    PyObject **expected = (PyObject **)arg;
-    struct collected *c = (struct collected *)expected[3];
-    CHECK(c->n < 3);
-    CHECK(obj == expected[c->n]);
-    c->n++;
-    return 0;
-}
-
 static void
 runtime_round(int round)
 {
@@ -136,11 +125,7 @@ runtime_round(int round)
         fprintf(stderr, "round %d: count %zd, want %zd\n", round, count, want);
         CHECK(0);
     }
-    struct collected c = {{NULL}, 0, 0};
-    PyObject *expected[4] = {round_made[round][0], round_made[round][1],
-                             round_made[round][2], (PyObject *)&c};
-    CHECK(pyimmortal_Registry_Visit(check_visit, expected) == 0);
-    CHECK(c.n == want);
+    check_registry(round_made[round], want);
     for (int i = 0; i < 3; i++) {
         CHECK(pyimmortal_Registry_Contains(round_made[round][i]) == HAS_IMMORTALITY);
     }
