@@ -307,12 +307,18 @@ unsafe fn walk(objects: *mut PyObject) -> Result<Py_ssize_t, Raised> {
 /// registry of a copy of this library, whose destructors free the tables.
 ///
 /// # Safety
-/// `op` must be a live object; the calling thread must be attached.
-unsafe fn stays_mortal(op: *mut PyObject, interpreter_dict: *mut PyObject) -> bool {
-    // SAFETY: live object, attached thread (caller's contract);
-    // PyCapsule_IsValid takes any object and cannot fail.
+/// `op` must be a live object of type `ty`; the calling thread must be
+/// attached.
+unsafe fn stays_mortal(
+    op: *mut PyObject,
+    ty: *mut PyObject,
+    interpreter_dict: *mut PyObject,
+) -> bool {
+    // SAFETY: live capsule, attached thread (caller's contract); the type
+    // is compared first so that only capsules cost a call.
     op == interpreter_dict
-        || unsafe { ffi::PyCapsule_IsValid(op, registry::CAPSULE_NAME.as_ptr()) } != 0
+        || (ty == cpython::capsule_type()
+            && unsafe { ffi::PyCapsule_IsValid(op, registry::CAPSULE_NAME.as_ptr()) } != 0)
 }
 
 /// Makes `op` immortal if allowed, then pushes the untracked objects it
@@ -334,7 +340,7 @@ unsafe fn visit(
         if ty == cpython::str_type() {
             return Ok(intern_immortal(op) as Py_ssize_t);
         }
-        let made = !stays_mortal(op, interpreter_dict)
+        let made = !stays_mortal(op, ty, interpreter_dict)
             && matches!(immortalize(op, false), Ok(Outcome::Made));
         if traversable(op, ty) {
             let traverse = cpython::type_slot(ty, refcount::TP_TRAVERSE_SLOT);
