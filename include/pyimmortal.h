@@ -153,8 +153,14 @@ Py_ssize_t pyimmortal_ImmortalizeHeap(void);
  *   uniquely referenced and also gets 0, as in CPython 3.15.
  * - `str` objects and subclasses are refused (0): an immortal string must be
  *   interned (use `PyUnicode_InternInPlace`).
+ * - On 3.14+ `dict` and subclasses are refused (0), here and before calling
+ *   CPython 3.15's own function: a dict must stay tracked by the collector,
+ *   which asserts it on a later update in debug builds (gh-153051), and
+ *   CPython's function untracks it. This is a deliberate difference from
+ *   CPython 3.15.
  * - On success the object leaves the cyclic GC (it is untracked) and is
- *   never deallocated. This cannot be undone.
+ *   never deallocated. This cannot be undone. A GC object whose finalizer
+ *   has not run stays tracked, as with `pyimmortal_Immortalize`.
  * - CPython 3.9-3.11 have no immortal objects: the result is 0 and nothing
  *   changes.
  * - `op == NULL` returns 0 (CPython's own function does not allow NULL).
@@ -205,21 +211,29 @@ int pyimmortal_PyUnstable_IsImmortal(PyObject *op);
  *   never need to be released.
  * - GIL builds (3.12+): the caller holds the GIL; any reference count is
  *   accepted.
- * - Free-threaded builds: `op` must be owned by the calling thread, its
- *   shared count must be 0 (no reference taken by another thread, no queued
- *   or merged state; the weakref flag is allowed), deferred reference
- *   counting must be off, and if the owner holds more than one reference no
- *   other thread may exist in the interpreter.
+ * - Free-threaded builds: `op` must be owned by the calling thread.
+ *   - Deferred reference counting off: its shared count must be 0 (no
+ *     reference taken by another thread, no queued or merged state; the
+ *     weakref flag is allowed), and if the owner holds more than one
+ *     reference no other thread may exist in the interpreter.
+ *   - Deferred reference counting on (heap types, functions, modules,
+ *     enums): on 3.14t and later any count is accepted, other threads or
+ *     not, unless references are queued or merged; on 3.13t, while no
+ *     other thread exists (CPython makes deferred objects immortal itself
+ *     when one starts).
  * - Refused everywhere: a mortal `str` (intern it instead; an immortal
  *   one is success, like any immortal object); on 3.14+ `dict` and
- *   subclasses, which must stay GC-tracked (gh-153051); a GC object whose
- *   finalizer (`__del__`, `tp_finalize`) has not run yet, since it may be
- *   running from the object's deallocator, where the object must stay
- *   GC-tracked; everything on 3.9-3.11, which have no immortal objects.
- * - On success the object leaves the cyclic GC (dicts on 3.12 and 3.13 stay
- *   tracked), is never deallocated, and is listed by the registry
- *   (`pyimmortal_Registry_*`). On debug builds its references are taken out
- *   of the total refcount.
+ *   subclasses, which must stay GC-tracked (gh-153051); everything on
+ *   3.9-3.11, which have no immortal objects.
+ * - On success the object leaves the cyclic GC, is never deallocated, and
+ *   is listed by the registry (`pyimmortal_Registry_*`). Two kinds stay
+ *   tracked: dicts on 3.12 and 3.13, and GC objects whose finalizer
+ *   (`__del__`, `tp_finalize`: generators, coroutines, io objects) has not
+ *   run, since it may be running from the object's deallocator, which
+ *   requires the object to be tracked when the finalizer returns; the
+ *   finalizer then never runs again. The 3.14+ and free-threaded collectors
+ *   untrack them at their next pass. On debug builds its references are
+ *   taken out of the total refcount.
  * - An object that is immortal by CPython's test but not fully encoded
  *   (after `Py_SET_REFCNT` with a huge count, for example) is completed.
  * - `op == NULL` returns 0.
@@ -238,12 +252,10 @@ int pyimmortal_Immortalize(PyObject *op);
  * - Returns -1 with an exception set otherwise:
  *   - `TypeError` for a mortal `str` (the message points to interning)
  *     and, on 3.14+, for `dict`;
- *   - `RuntimeError` for a GC object whose finalizer has not run yet
- *     (it may be running now, from the object's deallocator);
  *   - `RuntimeError` on free-threaded builds when the object is owned by
- *     another thread, is referenced by other threads, uses deferred
- *     reference counting, or has several references while other threads
- *     exist;
+ *     another thread, is referenced by other threads, has several
+ *     references while other threads exist, or (3.13t) uses deferred
+ *     reference counting while other threads exist;
  *   - `NotImplementedError` on CPython 3.9-3.11 (no immortal objects);
  *   - `SystemError` for `op == NULL`;
  *   - `RuntimeError` when the library was built for another CPython.
@@ -254,6 +266,36 @@ int pyimmortal_Immortalize(PyObject *op);
  * thread must hold an attached thread state (the GIL on GIL builds).
  */
 int pyimmortal_ImmortalizeChecked(PyObject *op);
+
+/**
+ * [`pyimmortal_ImmortalizeChecked`] for an object that the calling thread
+ * has not published yet: one that no other thread holds a reference to or
+ * can read one from (not yet stored in a module, a type, a container or
+ * any other object that another thread can reach). Meant for objects made
+ * while other threads run, such as a type created lazily on first use:
+ * its MRO tuple and caches already reference it, so
+ * [`pyimmortal_ImmortalizeChecked`] would refuse it then.
+ *
+ * - Returns 0 on success (made immortal now, or immortal already), -1 with
+ *   an exception set otherwise, exactly as [`pyimmortal_ImmortalizeChecked`].
+ * - GIL builds: the same as [`pyimmortal_ImmortalizeChecked`].
+ * - Free-threaded builds: the rule on other threads is lifted, and the rest
+ *   is checked as there: `op` must be owned by the calling thread, and its
+ *   shared count must be 0 (above the deferred bias for a deferred object
+ *   on 3.14t+; the weakref flag is allowed). A 3.13t deferred object is
+ *   still refused while other threads exist.
+ * - The caller's obligation, which no check can see: until this call
+ *   returns, no other thread holds or can obtain a reference to `op`. A
+ *   violation is a data race on the object's header.
+ * - `op` is a borrowed reference. The object enters the registry.
+ *
+ * # Safety
+ * `op` must be NULL or point to a live Python object that no other thread
+ * holds or can obtain a reference to until the call returns, and the
+ * calling thread must hold an attached thread state (the GIL on GIL
+ * builds).
+ */
+int pyimmortal_ImmortalizeUnpublished(PyObject *op);
 
 /**
  * Number of objects that this copy of pyimmortal made immortal (with
@@ -359,6 +401,8 @@ int pyimmortal_PyUnstable_Object_IsUniquelyReferenced(PyObject *op);
     (PYIMMORTAL_ABI_CHECK(), (pyimmortal_Immortalize)(op))
 #define pyimmortal_ImmortalizeChecked(op) \
     (PYIMMORTAL_ABI_CHECK(), (pyimmortal_ImmortalizeChecked)(op))
+#define pyimmortal_ImmortalizeUnpublished(op) \
+    (PYIMMORTAL_ABI_CHECK(), (pyimmortal_ImmortalizeUnpublished)(op))
 #define pyimmortal_ImmortalizeHeap() \
     (PYIMMORTAL_ABI_CHECK(), (pyimmortal_ImmortalizeHeap)())
 #define pyimmortal_Registry_Count() \

@@ -36,9 +36,19 @@ class Record:
         self.label = "record-%d" % i
 
 
+FINALIZED = []
+
+
 class WithDel:
     def __del__(self):
-        pass
+        FINALIZED.append(self)
+
+
+def gen():
+    try:
+        yield 1
+    finally:
+        FINALIZED.append("generator")
 
 
 def main():
@@ -67,12 +77,20 @@ def main():
             for i in range(50_000)]
     records = [Record(i) for i in range(2_000)]
     keep = WithDel()
+    suspended = gen()
+    next(suspended)
     n = ext.immortalize_heap()
     print("test_heap: immortalize_heap() made %d objects immortal" % n)
     check(n > 50_000, "most of the heap was made immortal")
     check(ext.is_immortal(rows) and ext.is_immortal(records[7]), "containers and instances are immortal")
     check(ext.is_immortal(rows[9]["score"]) and ext.is_immortal(rows[9]["name"]), "floats and strings are immortal")
-    check(not ext.is_immortal(keep), "an object with __del__ stays mortal")
+    check(ext.is_immortal(keep) and ext.is_immortal(suspended),
+          "an object with __del__ and a suspended generator are immortal")
+    check(ext.is_immortal(Record) and ext.is_immortal(main),
+          "classes and functions are immortal (deferred on free-threaded 3.14+)")
+    del keep, suspended
+    gc.collect()
+    check(not FINALIZED, "no finalizer ran: %r" % FINALIZED)
 
     # The program keeps working.
     import json  # noqa: F401  (an import after the call)

@@ -16,9 +16,10 @@ what must hold across calls:
   ImmortalizeChecked made immortal, Registry_Contains says which, and
   Registry_Visit lists them in the order they were made;
 - EnableDeferredRefcount returns 1 at most once per object;
-- an object whose `__del__` calls ImmortalizeChecked on itself is refused
-  when the last Py_DECREF runs it, and accepted (GIL builds) when the
-  cyclic GC runs it;
+- an object whose `__del__` calls ImmortalizeChecked on itself is accepted
+  when the last Py_DECREF runs it (on free-threaded builds, as the object's
+  state says) and when the cyclic GC runs it (GIL builds; the free-threaded
+  collector leaves it unowned), and is never finalized again;
 - after ImmortalizeHeap (once per run, in the main thread) the objects it
   must reach are immortal, and the program keeps working.
 
@@ -57,7 +58,8 @@ OBJECT_FUNCTIONS = list(range(len(ext.FUNCTION_NAMES)))
 NAMES = [n.replace("pyimmortal_PyUnstable_", "").replace("pyimmortal_", "")
          for n in ext.FUNCTION_NAMES]
 (SET_IMMORTAL, IS_IMMORTAL, ENABLE_DEFERRED, IS_UNIQUE, IMMORTALIZE,
- IMMORTALIZE_CHECKED, REGISTRY_CONTAINS) = OBJECT_FUNCTIONS
+ IMMORTALIZE_CHECKED, REGISTRY_CONTAINS, IMMORTALIZE_UNPUBLISHED) = OBJECT_FUNCTIONS
+MAKERS = (IMMORTALIZE, IMMORTALIZE_CHECKED, IMMORTALIZE_UNPUBLISHED)
 OTHER_FUNCTIONS = ["Registry_Count", "Registry_Visit", "Registry_Visit(NULL)",
                    "target", "target_version_hex", "ImmortalizeHeap"]
 
@@ -205,11 +207,12 @@ KIND_NAMES = list(KINDS)
 SHARED_KINDS = {"None", "small int", "str interned", "str empty", "str one char", "bytes empty",
                 "tuple empty", "static type", "code"}
 # What ImmortalizeHeap must make immortal on GIL builds (3.12+): GC-tracked
-# objects without a finalizer, and the untracked objects they reach, other
+# objects (with a finalizer too), and the untracked objects they reach, other
 # than strings and (3.14+) dicts.
 HEAP_REACHES = {"list", "set", "frozenset", "tuple", "instance", "cycle", "module", "function",
                 "lambda", "bound method", "heap type", "weakly referenced", "big int", "float",
-                "bytes", "capsule", "static type instance"}
+                "bytes", "capsule", "static type instance", "instance with __del__",
+                "cycle with __del__", "generator"}
 
 
 class Entry:
@@ -322,17 +325,19 @@ class World:
             self.register(obj)
 
     def check_del_outcomes(self):
-        """The last Py_DECREF's __del__ is refused (the finalizer has not
-        finished); the collector's __del__ is accepted on GIL builds (the
-        object is resurrected, immortal) and refused on free-threaded ones
-        (the collector leaves unreachable objects unowned)."""
+        """The last Py_DECREF's __del__ is accepted on GIL builds (the object
+        stays tracked while its finalizer runs; on free-threaded builds the
+        extension checked the call against the object's state); the
+        collector's __del__ is accepted on GIL builds (the object is
+        resurrected, immortal) and refused on free-threaded ones (the
+        collector leaves unreachable objects unowned)."""
         with self.lock:
             outcomes, self.del_outcomes = self.del_outcomes, []
         for context, r in outcomes:
-            if not HAS_IMMORTALITY or context == "dealloc" or FREE_THREADED:
+            if not HAS_IMMORTALITY or (FREE_THREADED and context == "gc"):
                 check(r == -1, "ImmortalizeChecked from __del__ (%s) succeeded", context)
-            else:
-                check(r == 0, "ImmortalizeChecked from the collector's __del__ was refused")
+            elif not FREE_THREADED:
+                check(r == 0, "ImmortalizeChecked from __del__ (%s) was refused", context)
 
     def check_immortals(self, limit=None):
         """Every object seen immortal is alive and immortal."""
@@ -379,7 +384,7 @@ class Fuzzer:
             return
         if after:
             WORLD.note_immortal(obj, "after %s (immortal before: %s)" % (NAMES[fn], bool(before)))
-        if fn in (IMMORTALIZE, IMMORTALIZE_CHECKED):
+        if fn in MAKERS:
             ok = r == (1 if fn == IMMORTALIZE else 0)
             if ok and not before:
                 WORLD.register(obj)

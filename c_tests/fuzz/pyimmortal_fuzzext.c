@@ -31,6 +31,9 @@
  * the object header's ob_gc_bits is public, the names are not. */
 #  define GC_BITS_TRACKED 1
 #  define GC_BITS_DEFERRED 64
+/* _Py_REF_SHARED(_Py_REF_DEFERRED, 0): the bias a deferred object carries in
+ * ob_ref_shared on 3.14t+ (Include/internal/pycore_object.h). */
+#  define DEFERRED_BIAS ((PY_SSIZE_T_MAX / 8) << _Py_REF_SHARED_SHIFT)
 #else
 #  define FREE_THREADED 0
 #  define DEFERRED_WORKS 0
@@ -71,6 +74,7 @@ enum {
     F_IMMORTALIZE,
     F_IMMORTALIZE_CHECKED,
     F_REGISTRY_CONTAINS,
+    F_IMMORTALIZE_UNPUBLISHED,
     F_OBJECT_FUNCTIONS,
 };
 
@@ -82,6 +86,7 @@ static const char *const fn_names[F_OBJECT_FUNCTIONS] = {
     "pyimmortal_Immortalize",
     "pyimmortal_ImmortalizeChecked",
     "pyimmortal_Registry_Contains",
+    "pyimmortal_ImmortalizeUnpublished",
 };
 
 static PyObject *ContractError; /* raised on a result the contract rules out */
@@ -217,10 +222,11 @@ type_error_expected(const struct state *s)
     return NULL;
 }
 
-/* Whether pyimmortal_Immortalize must accept a mortal `op` in state `s`
- * (strict: the state cannot change under the call). */
+/* Whether pyimmortal_Immortalize (unpublished: ImmortalizeUnpublished) must
+ * accept a mortal `op` in state `s` (strict: the state cannot change under
+ * the call). */
 static int
-immortalize_accepts(const struct state *s, int others)
+immortalize_accepts(const struct state *s, int others, int unpublished)
 {
     if (!HAS_IMMORTALITY) {
         return 0;
@@ -228,21 +234,41 @@ immortalize_accepts(const struct state *s, int others)
     if (s->immortal) {
         return 1;
     }
-    if (s->is_str || (REFUSES_DICTS && s->is_dict) || s->fin_pending) {
+    if (s->is_str || (REFUSES_DICTS && s->is_dict)) {
         return 0;
     }
 #if FREE_THREADED
-    /* Owned by the calling thread, shared word empty or only the weakref
-     * flag (_Py_REF_MAYBE_WEAKREF), deferred off, and several references
-     * only while no other thread exists. */
-    if (!s->owned || s->deferred || (s->shared != 0 && s->shared != _Py_REF_MAYBE_WEAKREF)) {
+    if (!s->owned) {
         return 0;
     }
-    if (s->local > 1 && others) {
+    if (s->deferred) {
+#  if PY_VERSION_HEX >= 0x030E0000
+        /* 3.14t: the _Py_REF_DEFERRED bias keeps other threads' decrefs
+         * from queueing: any count, other threads or not, unless queued or
+         * merged (or, unpublished, a shared count above the bias). */
+        Py_ssize_t above = s->shared - DEFERRED_BIAS;
+        Py_ssize_t flags = above & _Py_REF_SHARED_FLAG_MASK;
+        if (above < 0 || (flags != 0 && flags != _Py_REF_MAYBE_WEAKREF)) {
+            return 0;
+        }
+        return !unpublished || (above >> _Py_REF_SHARED_SHIFT) == 0;
+#  else
+        /* 3.13t: while no other thread exists at all. */
+        return !other_threads_exist() && s->shared == _Py_REF_QUEUED;
+#  endif
+    }
+    /* Shared word empty or only the weakref flag (_Py_REF_MAYBE_WEAKREF),
+     * and several references only while no other thread exists, unless
+     * unpublished. */
+    if (s->shared != 0 && s->shared != _Py_REF_MAYBE_WEAKREF) {
+        return 0;
+    }
+    if (s->local > 1 && others && !unpublished) {
         return 0;
     }
 #else
     (void)others;
+    (void)unpublished;
 #endif
     return 1;
 }
@@ -261,6 +287,7 @@ checked_apply(int fn, PyObject *op, int private_obj)
     }
     int others_before = other_threads_exist();
     int strict = !FREE_THREADED || private_obj || !others_before;
+    int unpublished = 0; /* ImmortalizeUnpublished was called */
     if (op != NULL) {
         read_state(op, &before);
         /* A registered object was made immortal and never ends. */
@@ -279,6 +306,12 @@ checked_apply(int fn, PyObject *op, int private_obj)
     case F_IMMORTALIZE: r = pyimmortal_Immortalize(op); break;
     case F_IMMORTALIZE_CHECKED: r = pyimmortal_ImmortalizeChecked(op); break;
     case F_REGISTRY_CONTAINS: r = pyimmortal_Registry_Contains(op); break;
+    case F_IMMORTALIZE_UNPUBLISHED:
+        /* Its contract: no other thread can reach `op`. Only then is it
+         * called; otherwise this is the plain checked call. */
+        unpublished = !FREE_THREADED || private_obj || !others_before;
+        r = unpublished ? pyimmortal_ImmortalizeUnpublished(op) : pyimmortal_ImmortalizeChecked(op);
+        break;
     default:
         PyErr_SetString(PyExc_ValueError, "no such function");
         return NULL;
@@ -287,7 +320,7 @@ checked_apply(int fn, PyObject *op, int private_obj)
 
     /* Exceptions: only the checked call sets one, exactly when it returns -1. */
     PyObject *exc = PyErr_Occurred();
-    if (fn == F_IMMORTALIZE_CHECKED) {
+    if (fn == F_IMMORTALIZE_CHECKED || fn == F_IMMORTALIZE_UNPUBLISHED) {
         EXPECT(r == 0 || r == -1, "the checked call returned neither 0 nor -1");
         EXPECT((r == -1) == (exc != NULL), r == -1 ? "-1 without an exception"
                                                    : "0 with an exception set");
@@ -304,7 +337,7 @@ checked_apply(int fn, PyObject *op, int private_obj)
 
     if (op == NULL) {
         /* NULL: "did nothing", and SystemError for the checked call. */
-        if (fn == F_IMMORTALIZE_CHECKED) {
+        if (fn == F_IMMORTALIZE_CHECKED || fn == F_IMMORTALIZE_UNPUBLISHED) {
             EXPECT(PyErr_ExceptionMatches(PyExc_SystemError), "NULL did not give SystemError");
             PyErr_Clear();
             return Py_BuildValue("(iii)", r, 0, 0);
@@ -327,7 +360,8 @@ checked_apply(int fn, PyObject *op, int private_obj)
 
     switch (fn) {
     case F_SET_IMMORTAL: {
-        int want = HAS_IMMORTALITY && !before.immortal && !before.is_str && before.unique;
+        int want = HAS_IMMORTALITY && !before.immortal && !before.is_str &&
+                   !(REFUSES_DICTS && before.is_dict) && before.unique;
         if (strict) {
             EXPECT(r == want, want ? "refused an object the contract accepts"
                                    : "accepted an object the contract refuses");
@@ -335,7 +369,10 @@ checked_apply(int fn, PyObject *op, int private_obj)
         if (r == 1) {
             EXPECT(!before.immortal && !before.is_str, "accepted an immortal object or a str");
             EXPECT(after.immortal, "returned 1 but the object is mortal");
-            EXPECT(!after.tracked, "returned 1 but the object is still GC-tracked");
+            /* pyimmortal's own implementation (3.12-3.14) leaves an object
+             * whose finalizer has not run tracked; CPython 3.15's untracks. */
+            EXPECT(!after.tracked || before.fin_pending,
+                   "returned 1 but the object is still GC-tracked");
             EXPECT(!after.registered, "SetImmortal entered the object in the registry");
         }
         else {
@@ -390,10 +427,11 @@ checked_apply(int fn, PyObject *op, int private_obj)
         }
         break;
     case F_IMMORTALIZE:
-    case F_IMMORTALIZE_CHECKED: {
+    case F_IMMORTALIZE_CHECKED:
+    case F_IMMORTALIZE_UNPUBLISHED: {
         int ok = fn == F_IMMORTALIZE ? r == 1 : r == 0;
         if (strict) {
-            int want = immortalize_accepts(&before, others);
+            int want = immortalize_accepts(&before, others, unpublished);
             EXPECT(ok == want, want ? "refused an object the contract accepts"
                                     : "accepted an object the contract refuses");
         }
@@ -403,12 +441,14 @@ checked_apply(int fn, PyObject *op, int private_obj)
             if (!before.immortal) {
                 EXPECT(!before.is_str, "made a mortal str immortal");
                 EXPECT(!(REFUSES_DICTS && before.is_dict), "made a dict immortal on 3.14+");
-                EXPECT(!before.fin_pending, "made an object with a pending finalizer immortal");
 #if FREE_THREADED
                 EXPECT(before.owned, "made an object of another thread immortal");
 #endif
                 EXPECT(after.registered, "made the object immortal but did not register it");
-                EXPECT(before.is_dict || !after.tracked, "immortal but still GC-tracked");
+                EXPECT(before.is_dict || before.fin_pending || !after.tracked,
+                       "immortal but still GC-tracked");
+                EXPECT(!(before.fin_pending && before.tracked) || after.tracked,
+                       "an object whose finalizer has not run was untracked");
             }
             else {
                 EXPECT(after.registered == before.registered,
@@ -418,7 +458,7 @@ checked_apply(int fn, PyObject *op, int private_obj)
         else {
             EXPECT(after.immortal == before.immortal, "refused, but the object changed");
             EXPECT(!after.registered, "refused, but the object is registered");
-            if (fn == F_IMMORTALIZE_CHECKED) {
+            if (fn == F_IMMORTALIZE_CHECKED || fn == F_IMMORTALIZE_UNPUBLISHED) {
                 PyObject *want_type = !HAS_IMMORTALITY ? PyExc_NotImplementedError
                                                        : type_error_expected(&before);
                 if (want_type == NULL) {
@@ -952,7 +992,7 @@ PyInit_pyimmortal_fuzzext(void)
     }
     static const char *const names[F_OBJECT_FUNCTIONS] = {
         "SET_IMMORTAL", "IS_IMMORTAL", "ENABLE_DEFERRED", "IS_UNIQUE",
-        "IMMORTALIZE", "IMMORTALIZE_CHECKED", "REGISTRY_CONTAINS",
+        "IMMORTALIZE", "IMMORTALIZE_CHECKED", "REGISTRY_CONTAINS", "IMMORTALIZE_UNPUBLISHED",
     };
     for (int i = 0; i < F_OBJECT_FUNCTIONS; i++) {
         if (PyModule_AddIntConstant(m, names[i], i) < 0) {

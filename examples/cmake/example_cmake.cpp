@@ -22,9 +22,8 @@ PyType_Spec handler_spec = {
 // Makes obj immortal, then stores it as module attribute `name`; steals the
 // reference to obj. pyimmortal_Immortalize, unlike PyUnstable_SetImmortal,
 // accepts an object with several references, such as a fresh heap type. It
-// returns 0 when it refuses, and obj then stays an ordinary object: always on
-// 3.9-3.11 (no immortal objects), and for heap types on free-threaded 3.14+,
-// which give them deferred reference counting instead.
+// returns 0 when it refuses, and obj then stays an ordinary object; it always
+// refuses on 3.9-3.11 (no immortal objects).
 int add_immortal(PyObject *module, const char *name, PyObject *obj)
 {
     if (obj == nullptr) {
@@ -56,8 +55,8 @@ struct Attr {
 };
 
 // check() -> (PyUnstable_IsImmortal(handler), PyUnstable_IsImmortal(Handler)),
-// each 1 or 0: (1, 1) on CPython 3.12+, (1, 0) on free-threaded 3.14+,
-// (0, 0) on 3.9-3.11.
+// each 1 or 0: (1, 1) on CPython 3.12+, GIL or free-threaded, (0, 0) on
+// 3.9-3.11.
 PyObject *check(PyObject *module, PyObject *)
 {
     Attr capsule(module, "handler");

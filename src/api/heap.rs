@@ -9,7 +9,7 @@ use crate::api::registry;
 use crate::cpython::{self, runtime, Exception, Raised, Ref};
 use crate::ffi::{self, visitproc, PyObject, Py_ssize_t};
 use crate::guard;
-use crate::refcount;
+use crate::refcount::{self, Reach};
 use core::ffi::{c_int, c_void};
 use core::mem::size_of;
 use core::ptr;
@@ -341,7 +341,7 @@ unsafe fn visit(
             return Ok(intern_immortal(op) as Py_ssize_t);
         }
         let made = !stays_mortal(op, ty, interpreter_dict)
-            && matches!(immortalize(op, false), Ok(Outcome::Made));
+            && matches!(immortalize(op, false, Reach::Any), Ok(Outcome::Made));
         if traversable(op, ty) {
             let traverse = cpython::type_slot(ty, refcount::TP_TRAVERSE_SLOT);
             if !traverse.is_null() {

@@ -21,8 +21,14 @@ use core::ffi::c_int;
 ///   uniquely referenced and also gets 0, as in CPython 3.15.
 /// - `str` objects and subclasses are refused (0): an immortal string must be
 ///   interned (use `PyUnicode_InternInPlace`).
+/// - On 3.14+ `dict` and subclasses are refused (0), here and before calling
+///   CPython 3.15's own function: a dict must stay tracked by the collector,
+///   which asserts it on a later update in debug builds (gh-153051), and
+///   CPython's function untracks it. This is a deliberate difference from
+///   CPython 3.15.
 /// - On success the object leaves the cyclic GC (it is untracked) and is
-///   never deallocated. This cannot be undone.
+///   never deallocated. This cannot be undone. A GC object whose finalizer
+///   has not run stays tracked, as with `pyimmortal_Immortalize`.
 /// - CPython 3.9-3.11 have no immortal objects: the result is 0 and nothing
 ///   changes.
 /// - `op == NULL` returns 0 (CPython's own function does not allow NULL).
@@ -39,6 +45,11 @@ use core::ffi::c_int;
 #[no_mangle]
 pub unsafe extern "C" fn pyimmortal_PyUnstable_SetImmortal(op: *mut PyObject) -> c_int {
     let body = |op: *mut PyObject| {
+        // SAFETY: live object (the guard passes a non-NULL `op`), attached
+        // thread (this function's contract).
+        if unsafe { refcount::is_dict(op) } && !refcount::DICTS_CAN_BE_IMMORTAL {
+            return 0;
+        }
         if let Some(own) = runtime::SET_IMMORTAL.predicate() {
             // SAFETY: CPython's own function, whose contract this one
             // repeats; the guard passes a non-NULL `op`.
@@ -56,17 +67,23 @@ pub unsafe extern "C" fn pyimmortal_PyUnstable_SetImmortal(op: *mut PyObject) ->
 /// # Safety
 /// `op` must be a live object; the calling thread must be attached.
 pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
-    // SAFETY: live object, attached thread (caller's contract). `op` is
-    // uniquely referenced when `write_immortal` runs, as each target's
-    // contract asks, and untracked.
+    // SAFETY: live object, attached thread (caller's contract); past the
+    // HAS_IMMORTALITY check the target is 3.12+, as `finalizer_pending`
+    // requires. `op` is uniquely referenced when `write_immortal` runs, as
+    // each target's contract asks.
     unsafe {
         if !refcount::HAS_IMMORTALITY
             || !refcount::is_uniquely_referenced(op)
             || refcount::is_str(op)
+            || (refcount::is_dict(op) && !refcount::DICTS_CAN_BE_IMMORTAL)
         {
             return false;
         }
-        cpython::gc_untrack(op);
+        // As in `pyimmortal_Immortalize`: an object whose finalizer may be
+        // running from its deallocator stays tracked.
+        if !refcount::finalizer_pending(op) {
+            cpython::gc_untrack(op);
+        }
         refcount::write_immortal(op);
         // The reference that made the object unique was counted in a debug
         // build's total; immortal decrefs are not, so it would stay forever.

@@ -44,6 +44,13 @@ crate::layout::facts! {
     /// `_Py_REF_MAYBE_WEAKREF`: other threads may resurrect the object through a weak
     /// reference (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
     REF_MAYBE_WEAKREF: isize = 1 => "_Py_REF_MAYBE_WEAKREF";
+    /// `_Py_REF_SHARED_FLAG_MASK`: the two flag bits below the shared count
+    /// (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
+    REF_SHARED_FLAG_MASK: isize = 3 => "_Py_REF_SHARED_FLAG_MASK";
+    /// `_Py_REF_QUEUED`: the object is queued for its owner to merge its counts, or, on
+    /// 3.13t, deferred (`_PyObject_SetDeferredRefcount`, `Objects/object.c` 3.13.0rc2
+    /// lines 2465-2466) (`Include/object.h` 3.13, `Include/refcount.h` 3.14+).
+    REF_QUEUED: isize = 2 => "_Py_REF_QUEUED";
     /// `_PyGC_BITS_TRACKED` (`Include/internal/pycore_gc.h`).
     GC_BITS_TRACKED: u8 = 1 => "_PyGC_BITS_TRACKED";
     /// `_PyGC_BITS_SHARED` (`Include/internal/pycore_gc.h`, 3.13+): a container that
@@ -134,13 +141,18 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
 /// (gh-129984). A GC object is also marked `_PyGC_BITS_SHARED`, which CPython
 /// would set on another thread's first read of a list or dict: an immortal
 /// object is made to be shared, and a reader then has nothing left to write
-/// into its header (which matters for a forked worker's pages too). CPython also stores 0 in the shared word; pyimmortal leaves
-/// it alone: callers only get here with a shared word of 0, or of exactly
-/// `_Py_REF_MAYBE_WEAKREF`, whose flag must survive so that another
-/// thread's weakref dereference racing with this store still succeeds.
+/// into its header (which matters for a forked worker's pages too). CPython
+/// also stores 0 in the shared word; pyimmortal leaves it alone (but for
+/// 3.13t's deferred objects, below): callers get here with a shared word of
+/// 0, of exactly `_Py_REF_MAYBE_WEAKREF`, whose flag must survive so that
+/// another thread's weakref dereference racing with this store still
+/// succeeds, or, on 3.14t, holding the `_Py_REF_DEFERRED` bias, which keeps
+/// every other thread's decref racing with these stores from queueing the
+/// object (see [`owned_references`]).
 ///
 /// The object may hold several references and may still be GC-tracked:
-/// `pyimmortal_Immortalize` leaves dicts tracked on 3.13t. Every reference
+/// `pyimmortal_Immortalize` leaves dicts tracked on 3.13t, and objects whose
+/// finalizer has not run everywhere. Every reference
 /// stays valid, since an immortal object is never freed, and a later decref
 /// through any of them leaves it immortal.
 ///
@@ -153,6 +165,17 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
 pub unsafe fn write_immortal(op: *mut PyObject) {
     // SAFETY: live object (caller's contract), used within this call.
     unsafe {
+        // 3.13t: a deferred object is made immortal as CPython does it
+        // (`immortalize_visitor`, `Python/gc_free_threading.c` 3.13.0rc2
+        // lines 1845-1846): the shared word (`_Py_REF_QUEUED`) is cleared and
+        // so is `_PyGC_BITS_DEFERRED`. `owned_references` accepts such an
+        // object only while no other thread exists, so nothing races with
+        // these stores.
+        #[cfg(not(Py_3_14))]
+        if gc_bits(op).load(Relaxed) & GC_BITS_DEFERRED != 0 {
+            shared(op).store(0, Relaxed);
+            gc_bits(op).fetch_and(!GC_BITS_DEFERRED, Relaxed);
+        }
         local(op).store(IMMORTAL_REFCNT_LOCAL, Relaxed);
         tid(op).store(UNOWNED_TID, Relaxed);
         let mut bits = 0;
@@ -213,37 +236,96 @@ pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
 }
 
 /// Decides whether the calling thread may immortalize `op` although it may
-/// not be uniquely referenced, and returns its count of references.
+/// not be uniquely referenced, and returns the references to take out of a
+/// debug build's total.
 ///
-/// The calling thread must own `op`; the shared word must be 0 or exactly
-/// the weakref flag (no reference counted by another thread, no queued or
-/// merged state, no deferred bias: another thread's decref could then race
-/// with the stores of `write_immortal`); and if the owner holds more than one
-/// reference, no other thread may exist in the interpreter, since one of
-/// those references might have been handed to it.
+/// Every rule comes from what other threads may write into the header while
+/// [`write_immortal`] stores into it. Only the owner writes `ob_ref_local`
+/// (`Py_INCREF`/`Py_DECREF` in `Include/refcount.h`), so the calling thread
+/// must own `op`. Other threads add to and subtract from `ob_ref_shared`
+/// with atomic operations; that is harmless unless their decref drives the
+/// shared count below zero, which queues the object for its owner to merge
+/// (`_Py_DecRefShared`, `Objects/object.c`), and the merge
+/// (`_Py_ExplicitMergeRefcount`) would overwrite the immortal count. So:
+///
+/// - Not deferred: the shared word must be 0 or exactly the weakref flag (no
+///   reference counted by another thread, nothing queued or merged), and if
+///   the owner holds more than one reference, no other thread may exist in
+///   the interpreter, since one of those references might have been handed
+///   to it, unless the caller vouches that `op` is unpublished.
+/// - Deferred, 3.14t and later: `_PyObject_SetDeferredRefcount` and
+///   `PyUnstable_Object_EnableDeferredRefcount` put the `_Py_REF_DEFERRED`
+///   bias in the shared word (`Objects/object.c` 3.14.7 lines 2717 and
+///   2745), so another thread's decref can never make it negative and never
+///   queues the object; the interpreter's stack references to a deferred
+///   object are tagged and count nothing (`PyStackRef_FromPyObjectNew`,
+///   `Include/internal/pycore_stackref.h`), and stay tagged once it is
+///   immortal, which keeps `_PyGC_BITS_DEFERRED` (`_Py_SetImmortalUntracked`,
+///   `Objects/object.c` 3.14.7 line 2691). Such an object therefore
+///   qualifies whatever its count and whatever other threads exist, as long
+///   as the flags below the bias are neither queued nor merged. Unpublished,
+///   the count above the bias must be 0.
+/// - Deferred, 3.13t: the object carries one uncounted local reference and
+///   `_Py_REF_QUEUED` in the shared word (`Objects/object.c` 3.13.0rc2 lines
+///   2465-2466), and the collector subtracts that reference
+///   (`update_refs`, `Python/gc_free_threading.c` line 390). CPython makes
+///   every deferred object immortal itself, with every other thread stopped,
+///   when the interpreter's first other thread starts
+///   (`_PyGC_ImmortalizeDeferredObjects`, same file lines 1840-1861,
+///   gh-117783): it qualifies while no other thread exists, and the
+///   returned count leaves the uncounted reference out.
 ///
 /// # Safety
 /// `op` must point to a live object; the calling thread must be attached.
-pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
-    use super::Refusal;
+/// With [`Reach::Unpublished`], no other thread may hold a reference to
+/// `op` or be able to read one.
+pub unsafe fn owned_references(
+    op: *mut PyObject,
+    reach: super::Reach,
+) -> Result<isize, super::Refusal> {
+    use super::{Reach, Refusal};
     // SAFETY: live object (caller's contract), used within this call.
     let (tid, bits, shared, local) = unsafe { (tid(op), gc_bits(op), shared(op), local(op)) };
     if tid.load(Relaxed) != cpython::thread_id() {
         return Err(Refusal::NotOwned);
     }
-    if bits.load(Relaxed) & GC_BITS_DEFERRED != 0 {
-        return Err(Refusal::Deferred);
-    }
+    let deferred = bits.load(Relaxed) & GC_BITS_DEFERRED != 0;
     let shared_word = shared.load(Relaxed);
+    let count = local.load(Relaxed) as isize;
+    // SAFETY: attached thread (caller's contract).
+    let others = reach == Reach::Any && unsafe { cpython::other_threads_exist() };
+    if deferred {
+        #[cfg(not(Py_3_14))]
+        {
+            // SAFETY: attached thread (caller's contract).
+            if unsafe { cpython::other_threads_exist() } {
+                return Err(Refusal::Deferred);
+            }
+            if shared_word != REF_QUEUED {
+                return Err(Refusal::SharedWithThreads);
+            }
+            return Ok(count - 1);
+        }
+        #[cfg(Py_3_14)]
+        {
+            let above = shared_word.wrapping_sub(REF_DEFERRED << REF_SHARED_SHIFT);
+            let flags = above & REF_SHARED_FLAG_MASK;
+            if above < 0 || (flags != 0 && flags != REF_MAYBE_WEAKREF) {
+                return Err(Refusal::SharedWithThreads);
+            }
+            if reach == Reach::Unpublished && above >> REF_SHARED_SHIFT != 0 {
+                return Err(Refusal::SharedWithThreads);
+            }
+            return Ok(count);
+        }
+    }
     if shared_word != 0 && shared_word != REF_MAYBE_WEAKREF {
         return Err(Refusal::SharedWithThreads);
     }
-    let count = local.load(Relaxed);
-    // SAFETY: attached thread (caller's contract).
-    if count > 1 && unsafe { cpython::other_threads_exist() } {
+    if count > 1 && others {
         return Err(Refusal::OtherThreadsExist);
     }
-    Ok(count as isize)
+    Ok(count)
 }
 
 /// Completes the encoding of an object that is immortal by the

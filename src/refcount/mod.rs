@@ -23,7 +23,8 @@
 //! - `HAS_IMMORTALITY`, `DICTS_CAN_BE_IMMORTAL`: what the version allows;
 //! - `is_immortal`, `is_uniquely_referenced`: CPython's predicates;
 //! - `owned_references`: whether the calling thread may make an object
-//!   immortal whatever its count, and how many references it holds;
+//!   immortal whatever its count ([`Reach`] says who else may reach it),
+//!   and how many references it holds;
 //! - `write_immortal`: store the immortal encoding (see each target's
 //!   contract), and `normalize_immortal` to complete a partial one;
 //! - `enable_deferred`: turn on deferred reference counting, or refuse.
@@ -54,6 +55,17 @@ pub use imp::*;
 pub use refusal::Refusal;
 
 use crate::ffi::PyObject;
+
+/// Who may reach the object while it is made immortal: what the caller of
+/// [`owned_references`] vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Any thread the object was handed to (`pyimmortal_Immortalize`).
+    Any,
+    /// The calling thread only: the object has not been stored where
+    /// another thread can read it (`pyimmortal_ImmortalizeUnpublished`).
+    Unpublished,
+}
 
 /// `Py_TYPE(op)`.
 ///

@@ -80,7 +80,10 @@ pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
 ///
 /// # Safety
 /// `op` must point to a live object and the caller must hold the GIL.
-pub unsafe fn owned_references(op: *mut PyObject) -> Result<isize, super::Refusal> {
+pub unsafe fn owned_references(
+    op: *mut PyObject,
+    _reach: super::Reach,
+) -> Result<isize, super::Refusal> {
     // SAFETY: live object, GIL held.
     Ok(unsafe { (*head(op)).ob_refcnt })
 }

@@ -61,7 +61,10 @@ pub unsafe fn enable_deferred(_op: *mut PyObject) -> bool {
 ///
 /// # Safety
 /// `op` must point to a live object and the caller must hold the GIL.
-pub unsafe fn owned_references(_op: *mut PyObject) -> Result<isize, super::Refusal> {
+pub unsafe fn owned_references(
+    _op: *mut PyObject,
+    _reach: super::Reach,
+) -> Result<isize, super::Refusal> {
     Err(super::Refusal::NoImmortality)
 }
 

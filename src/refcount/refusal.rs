@@ -19,11 +19,8 @@ pub enum Refusal {
     SharedWithThreads,
     /// Free-threaded: more than one reference while other threads exist.
     OtherThreadsExist,
-    /// Free-threaded: deferred reference counting is on.
+    /// 3.13t: deferred reference counting is on while other threads exist.
     Deferred,
-    /// A GC object whose finalizer has not finished: it may be running from
-    /// the object's deallocator, where the object must stay GC-tracked.
-    FinalizerPending,
 }
 
 impl Refusal {
@@ -52,15 +49,11 @@ impl Refusal {
             ),
             Self::OtherThreadsExist => (
                 Exception::RuntimeError,
-                c"pyimmortal: the object has more than one reference while other threads exist; make it immortal before starting threads, or while it is uniquely referenced",
-            ),
-            Self::FinalizerPending => (
-                Exception::RuntimeError,
-                c"pyimmortal: the object's finalizer (__del__ or tp_finalize) has not finished running: it may be running now from the object's deallocation, where CPython requires the object to stay tracked by the garbage collector; an object can be made immortal once its finalizer has run",
+                c"pyimmortal: the object has more than one reference while other threads exist; make it immortal before starting threads, while it is uniquely referenced, or before publishing it (pyimmortal_ImmortalizeUnpublished)",
             ),
             Self::Deferred => (
                 Exception::RuntimeError,
-                c"pyimmortal: the object uses deferred reference counting (on free-threaded builds: heap types, modules, functions, code objects)",
+                c"pyimmortal: on CPython 3.13t an object with deferred reference counting can be made immortal only while no other thread exists in the interpreter (CPython makes such objects immortal itself when the first other thread starts, gh-117783)",
             ),
         }
     }
