@@ -132,24 +132,6 @@ make_weakly_referenced(long i)
 #else
 #  define DICTS_REFUSED NULL
 #endif
-/* Free-threaded builds give some objects deferred reference counting,
- * which pyimmortal refuses: top-level functions and modules from 3.13t on
- * (Objects/funcobject.c, Objects/moduleobject.c), every heap type from
- * 3.14t on (Python/uniqueid.c; 3.13t defers only the classes that type()
- * makes, not PyType_FromSpec's). */
-#define DEFERRED "free-threaded builds give them deferred reference counting, " \
-                 "which pyimmortal refuses: RuntimeError"
-#if defined(Py_GIL_DISABLED)
-#  define DEFERRED_REFUSED DEFERRED
-#else
-#  define DEFERRED_REFUSED NULL
-#endif
-#if defined(Py_GIL_DISABLED) && PY_VERSION_HEX >= 0x030E0000
-#  define HEAP_TYPES_REFUSED DEFERRED " (3.14t+)"
-#else
-#  define HEAP_TYPES_REFUSED NULL
-#endif
-
 enum call { SET_IMMORTAL, IMMORTALIZE };
 
 static const struct kind {
@@ -168,9 +150,9 @@ static const struct kind {
     {"dicts", make_dict, IMMORTALIZE, DICTS_REFUSED, NULL, NULL},
     {"sets", make_set, SET_IMMORTAL, NULL, NULL, NULL},
     {"instances of a heap type", make_instance, SET_IMMORTAL, NULL, NULL, NULL},
-    {"heap types", make_heap_type, IMMORTALIZE, HEAP_TYPES_REFUSED, NULL, NULL},
-    {"functions", make_function, IMMORTALIZE, DEFERRED_REFUSED, NULL, NULL},
-    {"modules", make_module, IMMORTALIZE, DEFERRED_REFUSED, NULL, NULL},
+    {"heap types", make_heap_type, IMMORTALIZE, NULL, NULL, NULL},
+    {"functions", make_function, IMMORTALIZE, NULL, NULL, NULL},
+    {"modules", make_module, IMMORTALIZE, NULL, NULL, NULL},
     {"capsules", make_capsule, SET_IMMORTAL, NULL, NULL, &kept_capsule},
     {"objects with weak references", make_weakly_referenced, IMMORTALIZE, NULL, NULL, NULL},
 };

@@ -75,11 +75,6 @@ def weakly_referenced(refs):
 
 # kind -> (factory, refusal on this target: None, or (exception, reason))
 DICT_REFUSED = (TypeError, "dicts stay mortal on 3.14+ (gh-153051)") if sys.version_info >= (3, 14) else None
-# Free-threaded builds give classes made by type(), top-level functions and
-# modules deferred reference counting (Objects/typeobject.c, funcobject.c,
-# moduleobject.c), which pyimmortal refuses.
-DEFERRED_REFUSED = ((RuntimeError, "free-threaded builds give them deferred reference counting")
-                    if FREE_THREADED else None)
 
 
 def kinds(refs):
@@ -92,9 +87,9 @@ def kinds(refs):
         ("dicts", lambda i: {"value": i}, DICT_REFUSED),
         ("sets", lambda i: {i, -1}, None),
         ("instances of a class", lambda i: Thing(), None),
-        ("classes", lambda i: type("C%d" % i, (Thing,), {}), DEFERRED_REFUSED),
-        ("functions", lambda i: types.FunctionType(function.__code__, globals()), DEFERRED_REFUSED),
-        ("modules", lambda i: types.ModuleType("pyimmortal_shutdown_%d" % i), DEFERRED_REFUSED),
+        ("classes", lambda i: type("C%d" % i, (Thing,), {}), None),
+        ("functions", lambda i: types.FunctionType(function.__code__, globals()), None),
+        ("modules", lambda i: types.ModuleType("pyimmortal_shutdown_%d" % i), None),
         ("capsules", lambda i: ext.new_capsule(), None),
         ("objects with weak references", lambda i: weakly_referenced(refs), None),
     ]
