@@ -84,13 +84,17 @@ def main():
     check(n > 50_000, "most of the heap was made immortal")
     check(ext.is_immortal(rows) and ext.is_immortal(records[7]), "containers and instances are immortal")
     check(ext.is_immortal(rows[9]["score"]) and ext.is_immortal(rows[9]["name"]), "floats and strings are immortal")
-    check(ext.is_immortal(keep) and ext.is_immortal(suspended),
-          "an object with __del__ and a suspended generator are immortal")
+    # Free-threaded 3.14+ refuses objects whose finalizer has not run.
+    finalizers = not (FREE_THREADED and sys.version_info >= (3, 14))
+    check(ext.is_immortal(keep) == finalizers and ext.is_immortal(suspended) == finalizers,
+          "an object with __del__ and a suspended generator are immortal"
+          if finalizers else "objects whose finalizer has not run stay mortal")
     check(ext.is_immortal(Record) and ext.is_immortal(main),
           "classes and functions are immortal (deferred on free-threaded 3.14+)")
     del keep, suspended
     gc.collect()
-    check(not FINALIZED, "no finalizer ran: %r" % FINALIZED)
+    check(not FINALIZED if finalizers else len(FINALIZED) == 2,
+          "the finalizers ran as they should: %r" % FINALIZED)
 
     # The program keeps working.
     import json  # noqa: F401  (an import after the call)

@@ -28,7 +28,8 @@ use core::ffi::c_int;
 ///   CPython 3.15.
 /// - On success the object leaves the cyclic GC (it is untracked) and is
 ///   never deallocated. This cannot be undone. A GC object whose finalizer
-///   has not run stays tracked, as with `pyimmortal_Immortalize`.
+///   has not run stays tracked, as with `pyimmortal_Immortalize`, and is
+///   refused (0) on free-threaded 3.14, as there.
 /// - CPython 3.9-3.11 have no immortal objects: the result is 0 and nothing
 ///   changes.
 /// - `op == NULL` returns 0 (CPython's own function does not allow NULL).
@@ -80,9 +81,12 @@ pub unsafe fn set_immortal(op: *mut PyObject) -> bool {
             return false;
         }
         // As in `pyimmortal_Immortalize`: an object whose finalizer may be
-        // running from its deallocator stays tracked.
+        // running from its deallocator stays tracked, or is refused where
+        // the collector does not keep tracked objects immortal.
         if !refcount::finalizer_pending(op) {
             cpython::gc_untrack(op);
+        } else if !refcount::TRACKED_IMMORTALS_SURVIVE {
+            return false;
         }
         refcount::write_immortal(op);
         // The reference that made the object unique was counted in a debug

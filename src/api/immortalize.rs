@@ -53,10 +53,12 @@ pub unsafe fn immortalize(
         // neither does the finalizer. The 3.12 and 3.13 collectors keep
         // tracked immortal objects (`update_refs` moves them to the
         // permanent generation, Python/gc.c 3.13.0rc2 line 488); the 3.14
-        // and free-threaded ones untrack them when they next meet them
-        // (Python/gc.c 3.14.7 line 400, Python/gc_free_threading.c 3.13.0rc2
-        // line 383 and 3.14.7 line 1005).
-        let keep_tracked = dict || refcount::finalizer_pending(op);
+        // and 3.13t ones untrack them when they next meet them (Python/gc.c
+        // 3.14.7 line 400, Python/gc_free_threading.c 3.13.0rc2 line 383).
+        // On free-threaded 3.14+ an immortal object must not stay tracked
+        // (TRACKED_IMMORTALS_SURVIVE), so there such an object is refused.
+        let finalizer_pending = refcount::finalizer_pending(op);
+        let keep_tracked = dict || (finalizer_pending && refcount::TRACKED_IMMORTALS_SURVIVE);
         if refcount::is_immortal(op) {
             refcount::normalize_immortal(op);
             if !keep_tracked {
@@ -69,6 +71,9 @@ pub unsafe fn immortalize(
         }
         if dict && !refcount::DICTS_CAN_BE_IMMORTAL {
             return Err(Refusal::TypeCannotBeImmortal);
+        }
+        if finalizer_pending && !refcount::TRACKED_IMMORTALS_SURVIVE {
+            return Err(Refusal::FinalizerPending);
         }
         let references = refcount::owned_references(op, reach)?;
         if !keep_tracked {
@@ -109,13 +114,16 @@ pub unsafe fn immortalize(
 ///   one is success, like any immortal object); on 3.14+ `dict` and
 ///   subclasses, which must stay GC-tracked (gh-153051); everything on
 ///   3.9-3.11, which have no immortal objects.
+/// - Refused on free-threaded 3.14+: a GC object whose finalizer has not
+///   run (see below), since that collector does not keep a tracked object
+///   immortal.
 /// - On success the object leaves the cyclic GC, is never deallocated, and
 ///   is listed by the registry (`pyimmortal_Registry_*`). Two kinds stay
 ///   tracked: dicts on 3.12 and 3.13, and GC objects whose finalizer
 ///   (`__del__`, `tp_finalize`: generators, coroutines, io objects) has not
 ///   run, since it may be running from the object's deallocator, which
 ///   requires the object to be tracked when the finalizer returns; the
-///   finalizer then never runs again. The 3.14+ and free-threaded collectors
+///   finalizer then never runs again. The 3.14 and 3.13t collectors
 ///   untrack them at their next pass. On debug builds its references are
 ///   taken out of the total refcount.
 /// - An object that is immortal by CPython's test but not fully encoded
@@ -146,6 +154,8 @@ pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
 ///     another thread, is referenced by other threads, has several
 ///     references while other threads exist, or (3.13t) uses deferred
 ///     reference counting while other threads exist;
+///   - `RuntimeError` on free-threaded 3.14+ for a GC object whose
+///     finalizer has not run;
 ///   - `NotImplementedError` on CPython 3.9-3.11 (no immortal objects);
 ///   - `SystemError` for `op == NULL`;
 ///   - `RuntimeError` when the library was built for another CPython.

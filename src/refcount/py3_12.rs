@@ -29,6 +29,10 @@ crate::layout::facts! {
     /// dict is made immortal and left tracked, as dicts must stay (`dict_merge_api`
     /// asserts it, gh-153051).
     DICTS_CAN_BE_IMMORTAL: bool = true => "PY_VERSION_HEX < 0x030E0000";
+    /// An immortal object may stay tracked: the collector moves it to the permanent
+    /// generation and writes nothing into its refcount (`update_refs`, `Python/gc.c`
+    /// 3.13.0rc2 line 488).
+    TRACKED_IMMORTALS_SURVIVE: bool = true => "PY_VERSION_HEX >= 0x030C0000";
 }
 
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`.

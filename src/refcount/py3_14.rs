@@ -39,6 +39,9 @@ crate::layout::facts! {
     /// Dicts must stay GC-tracked (`dict_merge_api` asserts it, gh-153051), and the 3.14+
     /// GC untracks every immortal it meets, so dicts are refused.
     DICTS_CAN_BE_IMMORTAL: bool = false => "PY_VERSION_HEX < 0x030E0000";
+    /// An immortal object may stay tracked: the collector untracks it when it meets it
+    /// (`update_refs`, `Python/gc.c` 3.14.7 line 400), and no phase writes its refcount.
+    TRACKED_IMMORTALS_SURVIVE: bool = true => "PY_VERSION_HEX >= 0x030C0000";
 }
 
 /// `_Py_IsImmortal`: `(int32_t)op->ob_refcnt < 0`, i.e. at least

@@ -21,6 +21,8 @@ crate::layout::facts! {
     HAS_IMMORTALITY: bool = false => "PY_VERSION_HEX >= 0x030C0000";
     /// Never consulted: nothing can be made immortal before 3.12.
     DICTS_CAN_BE_IMMORTAL: bool = true => "PY_VERSION_HEX < 0x030E0000";
+    /// Never consulted: nothing can be made immortal before 3.12.
+    TRACKED_IMMORTALS_SURVIVE: bool = false => "PY_VERSION_HEX >= 0x030C0000";
 }
 
 /// Always false: nothing is immortal before 3.12.

@@ -21,6 +21,10 @@ pub enum Refusal {
     OtherThreadsExist,
     /// 3.13t: deferred reference counting is on while other threads exist.
     Deferred,
+    /// Free-threaded 3.14+: a GC object whose finalizer has not run. It may
+    /// be running from the object's deallocator, which requires the object
+    /// to stay tracked, and that collector mortalizes tracked immortals.
+    FinalizerPending,
 }
 
 impl Refusal {
@@ -50,6 +54,10 @@ impl Refusal {
             Self::OtherThreadsExist => (
                 Exception::RuntimeError,
                 c"pyimmortal: the object has more than one reference while other threads exist; make it immortal before starting threads, while it is uniquely referenced, or before publishing it (pyimmortal_ImmortalizeUnpublished)",
+            ),
+            Self::FinalizerPending => (
+                Exception::RuntimeError,
+                c"pyimmortal: on free-threaded CPython 3.14+ an object whose finalizer (__del__ or tp_finalize) has not run cannot be made immortal: the finalizer may be running from the object's deallocation, which requires the object to stay tracked by the garbage collector, and that collector does not keep tracked objects immortal",
             ),
             Self::Deferred => (
                 Exception::RuntimeError,
