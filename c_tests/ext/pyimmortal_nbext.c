@@ -194,7 +194,39 @@ immortalize_checked(PyObject *Py_UNUSED(module), PyObject *op)
     Py_RETURN_NONE;
 }
 
+/* unpublished_pair() -> (checked, unpublished, immortal): a fresh list
+ * held twice (by this function and by a fresh tuple), as a new type is held
+ * by its MRO tuple; neither is published. pyimmortal_ImmortalizeChecked,
+ * then pyimmortal_ImmortalizeUnpublished, each with its result (0, or -1
+ * with the exception cleared), and whether the list is immortal then. */
+static PyObject *
+unpublished_pair(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    PyObject *holder = PyTuple_Pack(1, list);
+    if (holder == NULL) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    int checked = pyimmortal_ImmortalizeChecked(list);
+    if (checked < 0) {
+        PyErr_Clear();
+    }
+    int unpublished = pyimmortal_ImmortalizeUnpublished(list);
+    if (unpublished < 0) {
+        PyErr_Clear();
+    }
+    int immortal = pyimmortal_PyUnstable_IsImmortal(list);
+    Py_DECREF(holder);
+    Py_DECREF(list);
+    return Py_BuildValue("(iii)", checked, unpublished, immortal);
+}
+
 static PyMethodDef module_methods[] = {
+    {"unpublished_pair", unpublished_pair, METH_NOARGS, "(checked, unpublished, immortal)"},
     {"lazy_type", lazy_type, METH_NOARGS, "the type created on first use"},
     {"is_immortal", is_immortal, METH_O, "pyimmortal_PyUnstable_IsImmortal(op)"},
     {"immortalize_checked", immortalize_checked, METH_O, "pyimmortal_ImmortalizeChecked(op)"},

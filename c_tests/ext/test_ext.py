@@ -107,6 +107,25 @@ def test_refusals(builtin):
     del holder
 
 
+def test_set_immortal_dict():
+    """pyimmortal_PyUnstable_SetImmortal on a fresh dict: made immortal on
+    3.12 and 3.13, whose collector keeps immortal dicts tracked, refused (0)
+    on 3.14+, also where CPython 3.15's own function would accept it and a
+    later update would then abort a debug build in dict_merge_api
+    (gh-153051). Either way the dict keeps working; on debug builds no
+    assertion fires."""
+    r, d = ext.new_immortal(dict, True)
+    want = 1 if (3, 12) <= sys.version_info < (3, 14) else 0
+    check(r == want, "SetImmortal(fresh dict) returned", r, "want", want)
+    check(ext.is_immortal(d) == r, "the dict's immortality does not match the result")
+    d.update({"k": [1, 2, 3]})
+    gc.collect()
+    d.update({"z": [4]})
+    d["x"] = {"nested": [5]}
+    gc.collect()
+    check(dict(d) == {"k": [1, 2, 3], "z": [4], "x": {"nested": [5]}}, "the dict's content")
+
+
 def test_unique():
     check(ext.new_is_unique(Thing) == 1, "a fresh object is not uniquely referenced")
     check(ext.new_is_unique(lambda: None) == 0, "None is uniquely referenced")
@@ -235,6 +254,7 @@ def main():
     tests = [("no bare assert", test_no_bare_assert, ()),
              ("target", test_target, ()), ("unique", test_unique, ()),
              ("deferred", test_deferred, ()), ("immortalize", test_immortalize, ()),
+             ("set_immortal on a dict", test_set_immortal_dict, ()),
              ("debug totals, shared objects", test_debug_totals_shared, ())]
     for builtin in (False, True):
         tests.append(("immortal builtin=%s" % builtin, test_immortal, (builtin,)))

@@ -4,12 +4,14 @@ At import the extension makes its metaclass, bound class, enum, enum
 members and function objects immortal with pyimmortal_ImmortalizeChecked
 (a refusal fails the import). This script also makes a class statement, a
 function and a module immortal at its own import. Then 4 threads use all
-of them at once (instances created, methods called, attributes read,
-functions called, the lazily created type made on first use), and the
-script checks that every object stayed immortal, that no reference count
-moved, and, on debug builds, that the interpreter exits without a refcount
-assertion (run under -X showrefcount). Exits non-zero on the first failed
-check.
+of them at once: instances created, methods called, attributes read,
+functions called, the lazily created type made on first use (made immortal
+with pyimmortal_ImmortalizeUnpublished), and a fresh object that
+pyimmortal_ImmortalizeChecked refuses while other threads run and
+pyimmortal_ImmortalizeUnpublished accepts. The script checks that every
+object stayed immortal, that no reference count moved, and, on debug
+builds, that the interpreter exits without a refcount assertion (run under
+-X showrefcount). Exits non-zero on the first failed check.
 """
 
 import sys
@@ -60,6 +62,17 @@ POINT_META = ext.meta if sys.version_info >= (3, 12) else type
 OBJECTS = list(ext.made) + [Shape, double, helpers]
 
 
+# unpublished_pair() while the other threads run: (ImmortalizeChecked,
+# ImmortalizeUnpublished, immortal). Free-threaded builds refuse an object
+# with two references while other threads exist unless it is unpublished.
+if not HAS_IMMORTALITY:
+    UNPUBLISHED_PAIR = (-1, -1, 0)
+elif FREE_THREADED:
+    UNPUBLISHED_PAIR = (-1, 0, 1)
+else:
+    UNPUBLISHED_PAIR = (0, 0, 1)
+
+
 def counts():
     return [sys.getrefcount(o) for o in OBJECTS]
 
@@ -78,6 +91,10 @@ def work(errors, start):
             check(double(i) == 2 * i and helpers.value == 7, "function, module")
             lazy = ext.lazy_type()
             check(list(lazy()) == [], "the lazy type")
+            if i % 100 == 0:
+                got = ext.unpublished_pair()
+                check(got == UNPUBLISHED_PAIR, "unpublished_pair() with threads running:", got,
+                      "want", UNPUBLISHED_PAIR)
     except BaseException as e:  # reported by the main thread
         errors.append(e)
 
