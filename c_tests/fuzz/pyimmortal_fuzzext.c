@@ -238,8 +238,8 @@ immortalize_accepts(const struct state *s, int others, int unpublished)
         return 0;
     }
 #if FREE_THREADED
-    if (s->fin_pending && PY_VERSION_HEX >= 0x030E0000) {
-        return 0; /* the 3.14t collector does not keep tracked objects immortal */
+    if (s->fin_pending) {
+        return 0; /* a tracked object does not stay immortal there */
     }
     if (!s->owned) {
         return 0;
@@ -365,8 +365,7 @@ checked_apply(int fn, PyObject *op, int private_obj)
     case F_SET_IMMORTAL: {
         int want = HAS_IMMORTALITY && !before.immortal && !before.is_str &&
                    !(REFUSES_DICTS && before.is_dict) && before.unique &&
-                   !(FREE_THREADED && PY_VERSION_HEX >= 0x030E0000 && PY_VERSION_HEX < 0x030F0000 &&
-                     before.fin_pending);
+                   !(FREE_THREADED && PY_VERSION_HEX < 0x030F0000 && before.fin_pending);
         if (strict) {
             EXPECT(r == want, want ? "refused an object the contract accepts"
                                    : "accepted an object the contract refuses");

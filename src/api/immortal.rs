@@ -29,7 +29,7 @@ use core::ffi::c_int;
 /// - On success the object leaves the cyclic GC (it is untracked) and is
 ///   never deallocated. This cannot be undone. A GC object whose finalizer
 ///   has not run stays tracked, as with `pyimmortal_Immortalize`, and is
-///   refused (0) on free-threaded 3.14, as there.
+///   refused (0) on free-threaded builds, as there.
 /// - CPython 3.9-3.11 have no immortal objects: the result is 0 and nothing
 ///   changes.
 /// - `op == NULL` returns 0 (CPython's own function does not allow NULL).

@@ -53,9 +53,9 @@ pub unsafe fn immortalize(
         // neither does the finalizer. The 3.12 and 3.13 collectors keep
         // tracked immortal objects (`update_refs` moves them to the
         // permanent generation, Python/gc.c 3.13.0rc2 line 488); the 3.14
-        // and 3.13t ones untrack them when they next meet them (Python/gc.c
-        // 3.14.7 line 400, Python/gc_free_threading.c 3.13.0rc2 line 383).
-        // On free-threaded 3.14+ an immortal object must not stay tracked
+        // one untracks them when it next meets them (Python/gc.c 3.14.7
+        // line 400).
+        // On free-threaded builds an immortal object must not stay tracked
         // (TRACKED_IMMORTALS_SURVIVE), so there such an object is refused.
         let finalizer_pending = refcount::finalizer_pending(op);
         let keep_tracked = dict || (finalizer_pending && refcount::TRACKED_IMMORTALS_SURVIVE);
@@ -114,17 +114,16 @@ pub unsafe fn immortalize(
 ///   one is success, like any immortal object); on 3.14+ `dict` and
 ///   subclasses, which must stay GC-tracked (gh-153051); everything on
 ///   3.9-3.11, which have no immortal objects.
-/// - Refused on free-threaded 3.14+: a GC object whose finalizer has not
-///   run (see below), since that collector does not keep a tracked object
-///   immortal.
+/// - Refused on free-threaded builds: a GC object whose finalizer has not
+///   run (see below), since a tracked object does not stay immortal there.
 /// - On success the object leaves the cyclic GC, is never deallocated, and
 ///   is listed by the registry (`pyimmortal_Registry_*`). Two kinds stay
 ///   tracked: dicts on 3.12 and 3.13, and GC objects whose finalizer
 ///   (`__del__`, `tp_finalize`: generators, coroutines, io objects) has not
 ///   run, since it may be running from the object's deallocator, which
 ///   requires the object to be tracked when the finalizer returns; the
-///   finalizer then never runs again. The 3.14 and 3.13t collectors
-///   untrack them at their next pass. On debug builds its references are
+///   finalizer then never runs again. The 3.14 collector untracks them at
+///   its next pass. On debug builds its references are
 ///   taken out of the total refcount.
 /// - An object that is immortal by CPython's test but not fully encoded
 ///   (after `Py_SET_REFCNT` with a huge count, for example) is completed.
@@ -154,7 +153,7 @@ pub unsafe extern "C" fn pyimmortal_Immortalize(op: *mut PyObject) -> c_int {
 ///     another thread, is referenced by other threads, has several
 ///     references while other threads exist, or (3.13t) uses deferred
 ///     reference counting while other threads exist;
-///   - `RuntimeError` on free-threaded 3.14+ for a GC object whose
+///   - `RuntimeError` on free-threaded builds for a GC object whose
 ///     finalizer has not run;
 ///   - `NotImplementedError` on CPython 3.9-3.11 (no immortal objects);
 ///   - `SystemError` for `op == NULL`;

@@ -74,20 +74,16 @@ crate::layout::facts! {
     /// GC-tracked (`dict_merge_api` asserts it, gh-153051).
     #[cfg(Py_3_14)]
     DICTS_CAN_BE_IMMORTAL: bool = false => "PY_VERSION_HEX < 0x030E0000";
-    /// 3.13t: an immortal object may stay tracked; every collection's first pass untracks
-    /// it (`update_refs`, `Python/gc_free_threading.c` 3.13.0rc2 line 383) before any
-    /// other pass reads it.
-    #[cfg(not(Py_3_14))]
-    TRACKED_IMMORTALS_SURVIVE: bool = true => "PY_VERSION_HEX < 0x030E0000";
-    /// 3.14t: an immortal object must not stay tracked. The collector first marks what
-    /// the roots reach alive, and `update_refs` skips alive objects before it would
-    /// untrack an immortal one (`Python/gc_free_threading.c` 3.14.7 lines 1000-1010);
-    /// `scan_heap_visitor` then restores the owner of every tracked reachable object
-    /// from its memory segment, and merges its counts when that segment's thread has
-    /// ended (`gc_restore_tid`, lines 325-339, and `merge_refcount`, lines 252-268),
-    /// which stores 0 in `ob_ref_local`: the object would be mortal again.
-    #[cfg(Py_3_14)]
-    TRACKED_IMMORTALS_SURVIVE: bool = false => "PY_VERSION_HEX < 0x030E0000";
+    /// An immortal object must not stay tracked on free-threaded builds: passes that
+    /// borrow `ob_tid` for their own use give it back from the object's memory segment,
+    /// and merge the object's counts when that segment's thread has ended
+    /// (`gc_restore_tid`, `Python/gc_free_threading.c` 3.13.0rc2 lines 190-207 and
+    /// 3.14.7 lines 325-339; `merge_refcount` stores 0 in `ob_ref_local`), which makes
+    /// the object mortal again. 3.13t's `gc.get_objects()` does it to every tracked
+    /// object (`visit_get_objects`, 3.13.0rc2 lines 1365-1409); 3.14t's collector to the
+    /// objects it first marked alive from the roots, which `update_refs` skips before
+    /// it would untrack an immortal one (3.14.7 lines 1000-1010, `scan_heap_visitor`).
+    TRACKED_IMMORTALS_SURVIVE: bool = false => "PY_VERSION_HEX < 0x030C0000";
 }
 
 // The header fields that other threads read and write concurrently, as

@@ -21,9 +21,9 @@ pub enum Refusal {
     OtherThreadsExist,
     /// 3.13t: deferred reference counting is on while other threads exist.
     Deferred,
-    /// Free-threaded 3.14+: a GC object whose finalizer has not run. It may
-    /// be running from the object's deallocator, which requires the object
-    /// to stay tracked, and that collector mortalizes tracked immortals.
+    /// Free-threaded: a GC object whose finalizer has not run. It may be
+    /// running from the object's deallocator, which requires the object to
+    /// stay tracked, and a tracked object does not stay immortal there.
     FinalizerPending,
 }
 
@@ -57,7 +57,7 @@ impl Refusal {
             ),
             Self::FinalizerPending => (
                 Exception::RuntimeError,
-                c"pyimmortal: on free-threaded CPython 3.14+ an object whose finalizer (__del__ or tp_finalize) has not run cannot be made immortal: the finalizer may be running from the object's deallocation, which requires the object to stay tracked by the garbage collector, and that collector does not keep tracked objects immortal",
+                c"pyimmortal: on free-threaded CPython an object whose finalizer (__del__ or tp_finalize) has not run cannot be made immortal: the finalizer may be running from the object's deallocation, which requires the object to stay tracked by the garbage collector, and a tracked object does not stay immortal there",
             ),
             Self::Deferred => (
                 Exception::RuntimeError,
