@@ -266,7 +266,7 @@ pub unsafe fn enable_deferred(op: *mut PyObject) -> bool {
 /// - Deferred, 3.14t and later: `_PyObject_SetDeferredRefcount` and
 ///   `PyUnstable_Object_EnableDeferredRefcount` put the `_Py_REF_DEFERRED`
 ///   bias in the shared word (`Objects/object.c` 3.14.7 lines 2717 and
-///   2745), so another thread's decref can never make it negative and never
+///   2750), so another thread's decref can never make it negative and never
 ///   queues the object; the interpreter's stack references to a deferred
 ///   object are tagged and count nothing (`PyStackRef_FromPyObjectNew`,
 ///   `Include/internal/pycore_stackref.h`), and stay tagged once it is
