@@ -14,6 +14,8 @@
 #define PY_SSIZE_T_CLEAN
 #include "pyimmortal.h"
 
+#include "../leakcheck.h"
+
 #define HAS_IMMORTALITY (PY_VERSION_HEX >= 0x030C0000)
 
 /* Makes `op` immortal, or fails the import with pyimmortal's exception. */
@@ -257,6 +259,11 @@ publish(PyObject *module, PyObject *made, const char *name, PyObject *obj)
 static int
 exec_module(PyObject *module)
 {
+    /* Sanitized builds: the registry is declared to the leak checker when
+     * the interpreter ends (leakcheck.h; nothing without ASan). */
+    if (leakcheck_registry_at_exit() < 0) {
+        return -1;
+    }
     PyObject *made = PyList_New(0); /* every object made immortal, in order */
     if (made == NULL || PyObject_SetAttrString(module, "made", made) < 0) {
         Py_XDECREF(made);
