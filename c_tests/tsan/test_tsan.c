@@ -17,7 +17,7 @@
  *   are refused, since the caller does not own it), an instance the main
  *   thread made immortal (incref, decref, queries, pyimmortal_Immortalize
  *   again, which is idempotent, Registry_Contains), the class itself
- *   (deferred on 3.14t, so refused), and N_DEFERRED instances on which every
+ *   (owned by the main thread, so refused), and N_DEFERRED instances on which every
  *   thread turns deferred reference counting on at about the same time,
  *   alternating CPython's name and pyimmortal's: exactly one call per
  *   object returns 1;
@@ -26,7 +26,8 @@
  *   or PyUnstable_SetImmortal (alternately), a uniquely referenced float
  *   made immortal the same way, an instance with two references (refused:
  *   other threads exist) that then gets deferred reference counting and is
- *   left to the collector, and a list that is increfed, decrefed and freed;
+ *   made immortal (a deferred object qualifies whatever its count), and a
+ *   list that is increfed, decrefed and freed;
  * - handed-over objects: each thread publishes that fresh instance at the
  *   start of the round, before it makes it immortal, and the next thread
  *   asks PyUnstable_IsImmortal, pyimmortal_PyUnstable_IsImmortal and
@@ -162,7 +163,7 @@ use_shared(long r, struct counts *c)
     CHECK(pyimmortal_Registry_Contains(shared_immortal) == 1);
     c->registry++;
 
-    /* The class: deferred on free-threaded 3.14+, so refused. */
+    /* The class: owned by the main thread, so refused. */
     CHECK(pyimmortal_Immortalize(Thing) == 0);
     c->refused++;
 
@@ -234,7 +235,8 @@ use_owned(PyObject *a, long r, struct counts *c)
     Py_DECREF(f);
 
     /* Two references while other threads exist: refused. Then deferred,
-     * and left to the collector. */
+     * which qualifies whatever the count and the other threads (the bias
+     * keeps their decrefs off the merge queue): made immortal. */
     PyObject *b = new_instance(Thing);
     Py_INCREF(b);
     CHECK(!PyUnstable_Object_IsUniquelyReferenced(b));
@@ -249,8 +251,12 @@ use_owned(PyObject *a, long r, struct counts *c)
     CHECK((r % 2 == 0 ? PyUnstable_Object_EnableDeferredRefcount(b)
                       : pyimmortal_PyUnstable_Object_EnableDeferredRefcount(b)) == 1);
     c->deferred++;
-    CHECK(pyimmortal_Immortalize(b) == 0);
-    c->refused++;
+    Py_INCREF(b);
+    CHECK(pyimmortal_Immortalize(b) == 1);
+    CHECK(pyimmortal_Registry_Contains(b) == 1);
+    c->made++;
+    c->registry++;
+    Py_DECREF(b); /* immortal: nothing happens */
     incref_decref(b, c);
     Py_DECREF(b);
 
@@ -424,8 +430,9 @@ main(int argc, char **argv)
         CHECK(atomic_load(&deferred_wins[k]) == 1);
     }
     /* Two objects a worker's round, by pyimmortal_Immortalize in even rounds
-     * and PyUnstable_SetImmortal in odd ones, and one a churn pass. */
-    CHECK(t.made == 2L * N_THREADS * ((rounds + 1) / 2) + churned);
+     * and PyUnstable_SetImmortal in odd ones, the deferred instance in every
+     * round, and one a churn pass. */
+    CHECK(t.made == 2L * N_THREADS * ((rounds + 1) / 2) + (long)N_THREADS * rounds + churned);
     CHECK(t.set_immortal == 2L * N_THREADS * (rounds / 2));
 
     CHECK(dropped_and_freed(shared_mortal));
