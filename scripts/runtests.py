@@ -15,7 +15,9 @@ interpreter by path. Suites, per interpreter:
   rust     cargo test (unit tests), and ctest 0.5 (systest/) on the header
   embed    C programs that embed the interpreter, one per API area
   ext      a real extension module, run under -X showrefcount (also imported in
-           isolated subinterpreters with their own GIL, 3.12+); finalization
+           isolated subinterpreters with their own GIL, 3.12+); a
+           nanobind-shaped extension whose types, enum and functions are
+           made immortal at import and used from 4 threads; finalization
            with 100,000 immortal objects of every kind; two extensions with a
            copy of the library each, also loaded with RTLD_GLOBAL
   fuzz     random sequences of every exported function on many kinds of
