@@ -160,7 +160,8 @@ Py_ssize_t pyimmortal_ImmortalizeHeap(void);
  *   CPython 3.15.
  * - On success the object leaves the cyclic GC (it is untracked) and is
  *   never deallocated. This cannot be undone. A GC object whose finalizer
- *   has not run stays tracked, as with `pyimmortal_Immortalize`.
+ *   has not run stays tracked, as with `pyimmortal_Immortalize`, and is
+ *   refused (0) on free-threaded builds, as there.
  * - CPython 3.9-3.11 have no immortal objects: the result is 0 and nothing
  *   changes.
  * - `op == NULL` returns 0 (CPython's own function does not allow NULL).
@@ -225,14 +226,16 @@ int pyimmortal_PyUnstable_IsImmortal(PyObject *op);
  *   one is success, like any immortal object); on 3.14+ `dict` and
  *   subclasses, which must stay GC-tracked (gh-153051); everything on
  *   3.9-3.11, which have no immortal objects.
+ * - Refused on free-threaded builds: a GC object whose finalizer has not
+ *   run (see below), since a tracked object does not stay immortal there.
  * - On success the object leaves the cyclic GC, is never deallocated, and
  *   is listed by the registry (`pyimmortal_Registry_*`). Two kinds stay
  *   tracked: dicts on 3.12 and 3.13, and GC objects whose finalizer
  *   (`__del__`, `tp_finalize`: generators, coroutines, io objects) has not
  *   run, since it may be running from the object's deallocator, which
  *   requires the object to be tracked when the finalizer returns; the
- *   finalizer then never runs again. The 3.14+ and free-threaded collectors
- *   untrack them at their next pass. On debug builds its references are
+ *   finalizer then never runs again. The 3.14 collector untracks them at
+ *   its next pass. On debug builds its references are
  *   taken out of the total refcount.
  * - An object that is immortal by CPython's test but not fully encoded
  *   (after `Py_SET_REFCNT` with a huge count, for example) is completed.
@@ -256,6 +259,8 @@ int pyimmortal_Immortalize(PyObject *op);
  *     another thread, is referenced by other threads, has several
  *     references while other threads exist, or (3.13t) uses deferred
  *     reference counting while other threads exist;
+ *   - `RuntimeError` on free-threaded builds for a GC object whose
+ *     finalizer has not run;
  *   - `NotImplementedError` on CPython 3.9-3.11 (no immortal objects);
  *   - `SystemError` for `op == NULL`;
  *   - `RuntimeError` when the library was built for another CPython.
