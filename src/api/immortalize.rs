@@ -118,13 +118,13 @@ pub unsafe fn immortalize(
 ///   run (see below), since a tracked object does not stay immortal there.
 /// - On success the object leaves the cyclic GC, is never deallocated, and
 ///   is listed by the registry (`pyimmortal_Registry_*`). Two kinds stay
-///   tracked: dicts on 3.12 and 3.13, and GC objects whose finalizer
-///   (`__del__`, `tp_finalize`: generators, coroutines, io objects) has not
-///   run, since it may be running from the object's deallocator, which
-///   requires the object to be tracked when the finalizer returns; the
-///   finalizer then never runs again. The 3.14 collector untracks them at
-///   its next pass. On debug builds its references are
-///   taken out of the total refcount.
+///   tracked: dicts on 3.12, 3.13 and 3.13t, and, on GIL builds, GC objects
+///   whose finalizer (`__del__`, `tp_finalize`: generators, coroutines, io
+///   objects) has not run, since it may be running from the object's
+///   deallocator, which requires the object to be tracked when the
+///   finalizer returns; the finalizer then never runs again. The 3.14
+///   collector untracks them at its next pass. On debug builds the
+///   object's references are taken out of the total refcount.
 /// - An object that is immortal by CPython's test but not fully encoded
 ///   (after `Py_SET_REFCNT` with a huge count, for example) is completed.
 /// - `op == NULL` returns 0.

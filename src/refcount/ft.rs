@@ -161,8 +161,7 @@ pub unsafe fn is_uniquely_referenced(op: *mut PyObject) -> bool {
 /// object (see [`owned_references`]).
 ///
 /// The object may hold several references and may still be GC-tracked:
-/// `pyimmortal_Immortalize` leaves dicts tracked on 3.13t, and objects whose
-/// finalizer has not run everywhere. Every reference
+/// `pyimmortal_Immortalize` leaves dicts tracked on 3.13t. Every reference
 /// stays valid, since an immortal object is never freed, and a later decref
 /// through any of them leaves it immortal.
 ///
