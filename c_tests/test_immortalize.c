@@ -459,6 +459,28 @@ single_outcome(PyObject *ns)
     return PyList_GET_ITEM(outcome, 0);
 }
 
+/* Checks an (unchecked, checked, exception name, message) outcome: made
+ * immortal (`made`: 1 and 0) or refused (0 and -1), and for a refusal the
+ * exception's name `exc` and, unless NULL, a part of its message. Prints
+ * the outcome when it differs. */
+static void
+expect_outcome(PyObject *o, int made, const char *exc, const char *needle)
+{
+    long unchecked = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
+    long checked = PyLong_AsLong(PyTuple_GET_ITEM(o, 1));
+    PyObject *name = PyTuple_GET_ITEM(o, 2);
+    PyObject *msg = PyTuple_GET_ITEM(o, 3);
+    int ok = made ? unchecked == 1 && checked == 0 && name == Py_None
+                  : unchecked == 0 && checked == -1 && name != Py_None &&
+                        PyUnicode_CompareWithASCIIString(name, exc) == 0 &&
+                        (needle == NULL || strstr(PyUnicode_AsUTF8(msg), needle) != NULL);
+    if (!ok) {
+        PyObject_Print(o, stderr, 0);
+        fprintf(stderr, "\n");
+    }
+    CHECK(ok);
+}
+
 /* The last Py_DECREF runs __del__ through PyObject_CallFinalizerFromDealloc
  * (Objects/object.c), which requires a GC object that __del__ resurrected
  * to still be tracked when __del__ returns; debug builds assert it. The
@@ -482,15 +504,11 @@ test_immortalize_from_dealloc_finalizer(void)
     CHECK(Py_REFCNT(obj) == 1);
     Py_DECREF(obj); /* runs __del__ from the deallocator */
     PyObject *o = single_outcome(ns);
-    long unchecked = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
-    long checked = PyLong_AsLong(PyTuple_GET_ITEM(o, 1));
     PyObject *ref = PyDict_GetItemString(ns, "ref");
     PyObject *now = PyObject_CallNoArgs(ref);
     CHECK(now != NULL);
     if (!HAS_IMMORTALITY) {
-        CHECK(unchecked == 0);
-        CHECK(checked == -1);
-        CHECK(PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(o, 2), "NotImplementedError") == 0);
+        expect_outcome(o, 0, "NotImplementedError", NULL);
         CHECK(now == Py_None); /* not resurrected: freed */
         Py_DECREF(now);
         Py_DECREF(ns);
@@ -499,21 +517,13 @@ test_immortalize_from_dealloc_finalizer(void)
 #if FINALIZERS_REFUSED
     /* Free-threaded: refused, since a tracked object does not stay immortal
      * there; the object is freed as usual. */
-    CHECK(unchecked == 0);
-    CHECK(checked == -1);
-    CHECK(PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(o, 2), "RuntimeError") == 0);
-    CHECK(strstr(PyUnicode_AsUTF8(PyTuple_GET_ITEM(o, 3)), "finalizer") != NULL);
+    expect_outcome(o, 0, "RuntimeError", "finalizer");
     CHECK(now == Py_None);
     Py_DECREF(now);
     Py_DECREF(ns);
     return;
 #endif
-    if (unchecked != 1 || checked != 0) {
-        PyObject_Print(o, stderr, 0);
-        fprintf(stderr, "\n");
-    }
-    CHECK(unchecked == 1);
-    CHECK(checked == 0);
+    expect_outcome(o, 1, NULL, NULL);
     /* Resurrected, immortal, registered, and usable. */
     CHECK(now == last_immortalized);
     CHECK(PyUnstable_IsImmortal(now));
@@ -591,18 +601,15 @@ test_immortalize_with_finalizers(void)
     CHECK(PyList_GET_SIZE(outcome) == 2);
     for (Py_ssize_t i = 0; i < 5; i++) {
         PyObject *o = i < 3 ? PyList_GET_ITEM(made, i) : PyList_GET_ITEM(outcome, i - 3);
-        long unchecked = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
-        long checked = PyLong_AsLong(PyTuple_GET_ITEM(o, 1));
-        if (!HAS_IMMORTALITY || FINALIZERS_REFUSED) {
-            CHECK(unchecked == 0 && checked == -1);
-            continue;
+        if (!HAS_IMMORTALITY) {
+            expect_outcome(o, 0, "NotImplementedError", NULL);
         }
-        if (unchecked != 1 || checked != 0) {
-            PyObject_Print(o, stderr, 0);
-            fprintf(stderr, " (call %zd)\n", i);
+        else if (FINALIZERS_REFUSED) {
+            expect_outcome(o, 0, "RuntimeError", "finalizer");
         }
-        CHECK(unchecked == 1);
-        CHECK(checked == 0);
+        else {
+            expect_outcome(o, 1, NULL, NULL);
+        }
     }
     if (HAS_IMMORTALITY && !FINALIZERS_REFUSED) {
         /* No finalizer ran: the log is empty (the coroutine never ran). */
@@ -640,11 +647,8 @@ test_immortalize_from_collector_finalizer(void)
         "del obj\n"
         "gc.collect()\n");
     PyObject *o = single_outcome(ns);
-    long unchecked = PyLong_AsLong(PyTuple_GET_ITEM(o, 0));
-    long checked = PyLong_AsLong(PyTuple_GET_ITEM(o, 1));
     if (!HAS_IMMORTALITY) {
-        CHECK(unchecked == 0);
-        CHECK(checked == -1);
+        expect_outcome(o, 0, "NotImplementedError", NULL);
         Py_DECREF(ns);
         return;
     }
@@ -653,19 +657,11 @@ test_immortalize_from_collector_finalizer(void)
      * and leaves them unowned (ob_tid 0) before it runs finalizers
      * (Python/gc_free_threading.c), so the ownership rule refuses them:
      * a clean RuntimeError, and the cycle is collected as usual. */
-    CHECK(unchecked == 0);
-    CHECK(checked == -1);
-    CHECK(PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(o, 2), "RuntimeError") == 0);
+    expect_outcome(o, 0, "RuntimeError", "owned by another thread");
     Py_DECREF(ns);
     return;
 #endif
-    if (unchecked != 1 || checked != 0) {
-        PyObject_Print(o, stderr, 0);
-        fprintf(stderr, "\n");
-    }
-    CHECK(unchecked == 1);
-    CHECK(checked == 0);
-    CHECK(PyTuple_GET_ITEM(o, 2) == Py_None);
+    expect_outcome(o, 1, NULL, NULL);
     /* The collector cleared the weak references before running __del__;
      * the object itself survived, immortal. */
     PyObject *now = last_immortalized;
