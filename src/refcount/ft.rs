@@ -301,8 +301,6 @@ pub unsafe fn owned_references(
     let deferred = bits.load(Relaxed) & GC_BITS_DEFERRED != 0;
     let shared_word = shared.load(Relaxed);
     let count = local.load(Relaxed) as isize;
-    // SAFETY: attached thread (caller's contract).
-    let others = reach == Reach::Any && unsafe { cpython::other_threads_exist() };
     if deferred {
         #[cfg(not(Py_3_14))]
         {
@@ -331,7 +329,8 @@ pub unsafe fn owned_references(
     if shared_word != 0 && shared_word != REF_MAYBE_WEAKREF {
         return Err(Refusal::SharedWithThreads);
     }
-    if count > 1 && others {
+    // SAFETY: attached thread (caller's contract).
+    if count > 1 && reach == Reach::Any && unsafe { cpython::other_threads_exist() } {
         return Err(Refusal::OtherThreadsExist);
     }
     Ok(count)
