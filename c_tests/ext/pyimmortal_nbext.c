@@ -237,6 +237,14 @@ static PyMethodDef module_methods[] = {
 
 /* --- import ----------------------------------------------------------------- */
 
+/* Makes `obj` immortal and appends it to `made`; 0, or -1 with an
+ * exception set. */
+static int
+keep(PyObject *made, PyObject *obj)
+{
+    return make_immortal(obj) < 0 ? -1 : PyList_Append(made, obj);
+}
+
 /* Makes `obj` immortal, then stores it as attribute `name` of `module` and
  * appends it to `made`; steals the reference to `obj`. */
 static int
@@ -245,10 +253,7 @@ publish(PyObject *module, PyObject *made, const char *name, PyObject *obj)
     if (obj == NULL) {
         return -1;
     }
-    int r = make_immortal(obj);
-    if (r == 0) {
-        r = PyList_Append(made, obj);
-    }
+    int r = keep(made, obj);
     if (r == 0) {
         r = PyObject_SetAttrString(module, name, obj);
     }
@@ -303,7 +308,7 @@ exec_module(PyObject *module)
     /* The functions of the method table, which the module made already. */
     for (PyMethodDef *def = module_methods; def->ml_name != NULL; def++) {
         PyObject *f = PyObject_GetAttrString(module, def->ml_name);
-        if (f == NULL || make_immortal(f) < 0 || PyList_Append(made, f) < 0) {
+        if (f == NULL || keep(made, f) < 0) {
             Py_XDECREF(f);
             return -1;
         }
@@ -322,14 +327,14 @@ exec_module(PyObject *module)
     }
     /* Its metaclass (enum.EnumType), as nanobind makes its own immortal. */
     PyObject *enum_meta = (PyObject *)Py_TYPE(color);
-    if (make_immortal(enum_meta) < 0 || PyList_Append(made, enum_meta) < 0) {
+    if (keep(made, enum_meta) < 0) {
         Py_DECREF(color);
         return -1;
     }
     static const char *const members[] = {"RED", "GREEN", "BLUE"};
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
         PyObject *m = PyObject_GetAttrString(color, members[i]);
-        if (m == NULL || make_immortal(m) < 0 || PyList_Append(made, m) < 0) {
+        if (m == NULL || keep(made, m) < 0) {
             Py_XDECREF(m);
             Py_DECREF(color);
             return -1;
