@@ -310,9 +310,10 @@ checked_apply(int fn, PyObject *op, int private_obj)
     case F_IMMORTALIZE_CHECKED: r = pyimmortal_ImmortalizeChecked(op); break;
     case F_REGISTRY_CONTAINS: r = pyimmortal_Registry_Contains(op); break;
     case F_IMMORTALIZE_UNPUBLISHED:
-        /* Its contract: no other thread can reach `op`. Only then is it
-         * called; otherwise this is the plain checked call. */
-        unpublished = !FREE_THREADED || private_obj || !others_before;
+        /* Its contract: no other thread can reach `op`, which is what
+         * `strict` says. Only then is it called; otherwise this is the
+         * plain checked call. */
+        unpublished = strict;
         r = unpublished ? pyimmortal_ImmortalizeUnpublished(op) : pyimmortal_ImmortalizeChecked(op);
         break;
     default:
